@@ -76,3 +76,23 @@ def test_it_accepts_the_documented_examples():
 def test_it_rejects_booleans_posing_as_numbers():
     with pytest.raises(ConfigError, match="must be a number"):
         parse_house_edge('{"Low": true}')
+
+
+def test_it_stops_a_celery_worker_with_the_same_line():
+    celery = Path(sys.executable).parent / "celery"
+    env = {**os.environ, "HOUSE_EDGE_JSON": '{"Low": 2}'}
+
+    result = subprocess.run(
+        [str(celery), "-A", "ccweb", "worker", "--pool=solo"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "ccweb: configuration error: HOUSE_EDGE_JSON: "
+        "value for 'Low' is 2.0, outside [0.0, 1.0)"
+    )
