@@ -34,8 +34,10 @@ format: venv
 bench: venv
 	scripts/bench.sh
 
+## Fault and security drills at full size (docs/drills.md); `make test`
+## runs them at a small size.
 drills: venv
-	scripts/test.sh -m drill tests/drills
+	DRILL_SCALE=full DRILL_COMMAND="make drills" scripts/test.sh -m drill tests/drills
 
 ## Long-lived local servers in .services/ (`source .services/env` to use).
 services:

@@ -80,3 +80,141 @@ def parse_prob_adjust(raw: str) -> dict[str, float]:
 def parse_house_edge(raw: str) -> dict[str, float]:
     """Per-segment house edge, each in [0, 1)."""
     return _parse_segment_map("HOUSE_EDGE_JSON", raw, 0.0, 1.0, False)
+
+
+# --- Recommendation table ------------------------------------------------------
+
+# Risk profiles staff can set; segments.models.RiskProfile holds the same values.
+RISK_PROFILE_NAMES = ("Low-Risk", "Moderate-Risk", "High-Risk", "Unknown")
+# One row: rfm_group and risk_profile (None matches any), base, time window.
+RecommendationRule = tuple[str | None, str | None, float, str]
+_RULE_KEYS = frozenset({"rfm_group", "risk_profile", "base", "window"})
+_MAX_WINDOW_LENGTH = 64
+
+
+def _parse_rule(variable: str, number: int, row: object) -> RecommendationRule:
+    if not isinstance(row, dict):
+        raise ConfigError(variable, f"row {number} must be a JSON object")
+    unknown = sorted(set(row) - _RULE_KEYS)
+    if unknown:
+        raise ConfigError(variable, f"row {number} has unknown key {unknown[0]!r}")
+
+    group = row.get("rfm_group")
+    if group is not None and group not in SEGMENT_NAMES:
+        known = ", ".join(SEGMENT_NAMES)
+        raise ConfigError(
+            variable, f"row {number}: unknown segment {group!r} (known: {known})"
+        )
+    risk = row.get("risk_profile")
+    if risk is not None and risk not in RISK_PROFILE_NAMES:
+        known = ", ".join(RISK_PROFILE_NAMES)
+        raise ConfigError(
+            variable, f"row {number}: unknown risk profile {risk!r} (known: {known})"
+        )
+
+    base = row.get("base")
+    if (
+        isinstance(base, bool)
+        or not isinstance(base, (int, float))
+        or not 0.0 <= base <= 1.0
+    ):
+        raise ConfigError(variable, f"row {number}: base must be a number in [0, 1]")
+    window = row.get("window")
+    if not isinstance(window, str) or not 0 < len(window) <= _MAX_WINDOW_LENGTH:
+        raise ConfigError(
+            variable,
+            f"row {number}: window must be a string of 1-{_MAX_WINDOW_LENGTH} "
+            "characters",
+        )
+    return (group, risk, float(base), window)
+
+
+def parse_recommendation_rules(
+    raw: str,
+) -> tuple[list[RecommendationRule], tuple[float, str]]:
+    """RECOMMENDATION_RULES_JSON: the recommendation table, first match wins.
+
+    A JSON list of rows `{"rfm_group"?, "risk_profile"?, "base", "window"}`;
+    a missing or null group or profile matches any value. The last row must
+    match anything (neither key given): it is the "anything else" answer.
+    Returns the other rows and that last row as `(base, window)`.
+    """
+    variable = "RECOMMENDATION_RULES_JSON"
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        problem = f"is not valid JSON ({exc.msg} at char {exc.pos})"
+        raise ConfigError(variable, problem) from None
+    if not isinstance(data, list) or not data:
+        raise ConfigError(variable, "must be a non-empty JSON list of rows")
+
+    rules = [_parse_rule(variable, number, row) for number, row in enumerate(data, 1)]
+    *matching, last = rules
+    if last[0] is not None or last[1] is not None:
+        raise ConfigError(
+            variable, "the last row must match anything (no rfm_group, no risk_profile)"
+        )
+    for number, (group, risk, _, _) in enumerate(matching, 1):
+        if group is None and risk is None:
+            raise ConfigError(
+                variable, f"row {number} matches anything, so later rows are never used"
+            )
+    return matching, (last[2], last[3])
+
+
+# --- RFM group rules -------------------------------------------------------------
+
+# One rule: group, recency at most (days), frequency at least, monetary at least.
+RfmRule = tuple[str, int, int, float]
+_RFM_RULE_KEYS = frozenset(
+    {"group", "max_recency_days", "min_frequency", "min_monetary"}
+)
+
+
+def _parse_rfm_rule(variable: str, number: int, row: object) -> RfmRule:
+    if not isinstance(row, dict) or set(row) != _RFM_RULE_KEYS:
+        keys = ", ".join(sorted(_RFM_RULE_KEYS))
+        raise ConfigError(variable, f"row {number} must be an object with {keys}")
+    if row["group"] not in SEGMENT_NAMES:
+        known = ", ".join(SEGMENT_NAMES)
+        raise ConfigError(
+            variable, f"row {number}: unknown segment {row['group']!r} (known: {known})"
+        )
+    for key in ("max_recency_days", "min_frequency"):
+        value = row[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(variable, f"row {number}: {key} must be an integer >= 0")
+    monetary = row["min_monetary"]
+    if (
+        isinstance(monetary, bool)
+        or not isinstance(monetary, (int, float))
+        or not math.isfinite(monetary)
+        or monetary < 0
+    ):
+        raise ConfigError(variable, f"row {number}: min_monetary must be a number >= 0")
+    return (
+        row["group"],
+        row["max_recency_days"],
+        row["min_frequency"],
+        float(monetary),
+    )
+
+
+def parse_rfm_rules(raw: str) -> list[RfmRule]:
+    """RFM_RULES_JSON: the group rules of the RFM batch, first match wins.
+
+    A JSON list of `{"group", "max_recency_days", "min_frequency",
+    "min_monetary"}`; a user matching no rule (or with no action in the
+    window) is `Low`.
+    """
+    variable = "RFM_RULES_JSON"
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        problem = f"is not valid JSON ({exc.msg} at char {exc.pos})"
+        raise ConfigError(variable, problem) from None
+    if not isinstance(data, list):
+        raise ConfigError(variable, "must be a JSON list of rules")
+    return [
+        _parse_rfm_rule(variable, number, row) for number, row in enumerate(data, 1)
+    ]

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import re
 import uuid
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 
+from ccweb.request_id import REQUEST_ID_HEADER, VALID_REQUEST_ID, set_request_id
+
 logger = logging.getLogger(__name__)
-
-REQUEST_ID_HEADER = "X-Request-ID"
-_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "request_id", default=None
-)
-# A client may pass its own id; anything else is replaced, so logs stay clean.
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-def current_request_id() -> str | None:
-    return _request_id.get()
-
-
-class RequestIdLogFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = _request_id.get()
-        return True
 
 
 class RequestIdMiddleware:
@@ -37,12 +20,12 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
         # Not reset on the way out: Django logs the response (django.request)
         # after the middleware returns, and that line needs the id too. The
         # next request on this thread or task overwrites it.
-        _request_id.set(request_id)
+        set_request_id(request_id)
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         return response
@@ -142,3 +125,41 @@ class JsonErrorsMiddleware:
         return JsonResponse(
             {"detail": "Internal server error.", "code": "server_error"}, status=500
         )
+
+
+def browser_only(middleware_class):
+    """Run `middleware_class` only outside the JSON API.
+
+    Sessions, CSRF cookies, messages and session authentication serve the
+    admin and other browser pages. The API authenticates every request with
+    a JWT and keeps no session, so skipping them there saves work on every
+    API call (a cookie signer, a session lookup) without changing behaviour.
+    """
+
+    class BrowserOnly(middleware_class):
+        def __call__(self, request):
+            if _is_api_path(request.path_info):
+                return self.get_response(request)
+            return super().__call__(request)
+
+    BrowserOnly.__name__ = BrowserOnly.__qualname__ = (
+        f"BrowserOnly{middleware_class.__name__}"
+    )
+    return BrowserOnly
+
+
+def _browser_only(dotted_path: str):
+    from django.utils.module_loading import import_string
+
+    return browser_only(import_string(dotted_path))
+
+
+SessionMiddleware = _browser_only(
+    "django.contrib.sessions.middleware.SessionMiddleware"
+)
+AuthenticationMiddleware = _browser_only(
+    "django.contrib.auth.middleware.AuthenticationMiddleware"
+)
+MessageMiddleware = _browser_only(
+    "django.contrib.messages.middleware.MessageMiddleware"
+)

@@ -19,6 +19,8 @@ from ccweb.config import (
     ConfigError,
     parse_house_edge,
     parse_prob_adjust,
+    parse_recommendation_rules,
+    parse_rfm_rules,
     require_positive_int,
 )
 
@@ -110,11 +112,13 @@ MIDDLEWARE = [
     "ccweb.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, session auth and messages serve the admin only; the API uses
+    # JWT (see ccweb.middleware.browser_only). API views are CSRF-exempt.
+    "ccweb.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "ccweb.middleware.AuthenticationMiddleware",
+    "ccweb.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -178,7 +182,10 @@ _db = DATABASES["default"]
 _statement_timeout_ms = env.int("DB_STATEMENT_TIMEOUT_MS", default=30_000)
 if _db["ENGINE"] == "django.db.backends.postgresql":
     _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-    _db["CONN_HEALTH_CHECKS"] = True
+    # Off by default: the check costs a round trip on every request. After a
+    # database restart each thread's first query then fails (503) and the
+    # broken connection is dropped at the end of that request.
+    _db["CONN_HEALTH_CHECKS"] = _env_bool("DB_CONN_HEALTH_CHECKS", False)
     _db.setdefault("OPTIONS", {}).update(
         {
             # Fail fast when PostgreSQL is down instead of hanging a worker.
@@ -239,6 +246,28 @@ KAFKA_TOPIC_USER_ACTIONS = env.str(
 )
 if not KAFKA_TOPIC_USER_ACTIONS.strip():
     raise ConfigError("KAFKA_TOPIC_USER_ACTIONS", "must not be empty")
+# Outbox and relay (docs/ingestion.md). A message waits at most
+# KAFKA_MESSAGE_TIMEOUT_MS for the broker; a row is leased to whoever
+# publishes it for OUTBOX_LEASE_SECONDS, which must be longer.
+KAFKA_MESSAGE_TIMEOUT_MS = require_positive_int(
+    "KAFKA_MESSAGE_TIMEOUT_MS", env.int("KAFKA_MESSAGE_TIMEOUT_MS", default=10_000)
+)
+KAFKA_LINGER_MS = env.int("KAFKA_LINGER_MS", default=5)
+OUTBOX_LEASE_SECONDS = require_positive_int(
+    "OUTBOX_LEASE_SECONDS", env.int("OUTBOX_LEASE_SECONDS", default=30)
+)
+if OUTBOX_LEASE_SECONDS * 1000 <= KAFKA_MESSAGE_TIMEOUT_MS + 5_000:
+    raise ConfigError(
+        "OUTBOX_LEASE_SECONDS", "must exceed KAFKA_MESSAGE_TIMEOUT_MS by 5 s or more"
+    )
+OUTBOX_RETRY_BASE_SECONDS = env.float("OUTBOX_RETRY_BASE_SECONDS", default=1.0)
+OUTBOX_RETRY_MAX_SECONDS = env.float("OUTBOX_RETRY_MAX_SECONDS", default=30.0)
+OUTBOX_RELAY_BATCH_SIZE = require_positive_int(
+    "OUTBOX_RELAY_BATCH_SIZE", env.int("OUTBOX_RELAY_BATCH_SIZE", default=5_000)
+)
+# Distinct action types a process labels in ccweb_actions_recorded_total;
+# later ones are counted as "other".
+ACTIONS_METRIC_MAX_TYPES = env.int("ACTIONS_METRIC_MAX_TYPES", default=50)
 
 # --- Celery ------------------------------------------------------------------
 # CELERY_BROKER_URL, else REDIS_URL, else a file-system broker under
@@ -275,6 +304,21 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 RFM_WINDOW_DAYS = require_positive_int(
     "RFM_WINDOW_DAYS", env.int("RFM_WINDOW_DAYS", default=30)
 )
+# RFM groups, first matching rule wins; R is the raw recency in days, F the
+# action count, M the money spent. RFM_RULES_JSON replaces the whole list
+# (format in docs/rfm.md). Everyone else is "Low".
+RFM_RULES = [
+    # (group, recency at most, frequency at least, monetary at least)
+    ("Whale", 2, 30, 10_000.0),
+    ("High Engaged", 5, 15, 2_000.0),
+    ("Medium", 15, 5, 100.0),
+]
+if os.environ.get("RFM_RULES_JSON"):
+    RFM_RULES = parse_rfm_rules(os.environ["RFM_RULES_JSON"])
+# Soft time limit of one batch run (Celery task and SQL statement timeout).
+RFM_TIME_LIMIT_SECONDS = require_positive_int(
+    "RFM_TIME_LIMIT_SECONDS", env.int("RFM_TIME_LIMIT_SECONDS", default=1800)
+)
 SEGMENT_PROB_ADJUST = parse_prob_adjust(
     os.environ.get(
         "SEGMENT_PROB_ADJUST_JSON", '{"Whale": 0.02, "Medium": 0.0, "Low": -0.02}'
@@ -283,6 +327,25 @@ SEGMENT_PROB_ADJUST = parse_prob_adjust(
 HOUSE_EDGE = parse_house_edge(
     os.environ.get("HOUSE_EDGE_JSON", '{"Whale": 0.05, "Medium": 0.10, "Low": 0.15}')
 )
+
+# The recommendation table of the specification: the first matching row
+# wins, None matches any value. RECOMMENDATION_RULES_JSON replaces the whole
+# table (format in docs/personalization.md).
+RECOMMENDATION_RULES = [
+    # (rfm_group, risk_profile, base probability, recommended time window)
+    ("Whale", "High-Risk", 0.75, "next 2 hours"),
+    ("Whale", None, 0.60, "next 4 hours"),
+    ("High Engaged", None, 0.55, "next 4 hours"),
+    ("Medium", "Low-Risk", 0.50, "next 6 hours"),
+    ("Medium", None, 0.40, "next 6 hours"),
+    ("Low", None, 0.25, "next 24 hours"),
+]
+# (base probability, time window) when no row matches.
+RECOMMENDATION_DEFAULT = (0.10, "any time")
+if os.environ.get("RECOMMENDATION_RULES_JSON"):
+    RECOMMENDATION_RULES, RECOMMENDATION_DEFAULT = parse_recommendation_rules(
+        os.environ["RECOMMENDATION_RULES_JSON"]
+    )
 
 # --- REST framework, JWT, OpenAPI ---------------------------------------------
 
@@ -300,6 +363,9 @@ REST_FRAMEWORK = {
         "auth": env.str("THROTTLE_AUTH_RATE", default="20/min"),
         "invite": env.str("THROTTLE_INVITE_RATE", default="30/min"),
     },
+    # Trusted proxies in front of the app; throttles key clients by the
+    # address they saw. 0: REMOTE_ADDR only, so X-Forwarded-For is ignored.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append(
@@ -333,7 +399,7 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "ccweb.middleware.RequestIdLogFilter"}},
+    "filters": {"request_id": {"()": "ccweb.request_id.RequestIdLogFilter"}},
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",

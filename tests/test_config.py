@@ -34,6 +34,14 @@ def start_with(**overrides) -> subprocess.CompletedProcess:
         ("HOUSE_EDGE_JSON", '{"Low": -0.1}', "outside [0.0, 1.0)"),
         ("HOUSE_EDGE_JSON", "[0.1]", "must be a JSON object"),
         ("RFM_WINDOW_DAYS", "0", "must be a positive integer"),
+        ("SEGMENT_PROB_ADJUST_JSON", '{"Low": -0.6}', "outside [-0.5, 0.5]"),
+        ("HOUSE_EDGE_JSON", '{"Shark": 0.1}', "unknown segment 'Shark'"),
+        ("RECOMMENDATION_RULES_JSON", "[{", "is not valid JSON"),
+        (
+            "RECOMMENDATION_RULES_JSON",
+            '[{"risk_profile": "Reckless", "base": 0.5, "window": "now"}]',
+            "row 1: unknown risk profile 'Reckless'",
+        ),
     ],
 )
 def test_it_fails_fast_with_one_line(variable, value, expected):

@@ -35,15 +35,26 @@ def gunicorn_server(tmp_path):
     }
     gunicorn = Path(sys.executable).parent / "gunicorn"
     process = subprocess.Popen(
-        [str(gunicorn), "ccweb.wsgi", "--config", "docker/gunicorn.conf.py",
-         "--bind", f"127.0.0.1:{port}"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            str(gunicorn),
+            "ccweb.wsgi",
+            "--config",
+            "docker/gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"{base}/health", timeout=1)
+            # A long timeout: an abandoned probe would still be served and
+            # counted later, after the baseline is read.
+            urllib.request.urlopen(f"{base}/health", timeout=15)
             break
         except OSError:
             time.sleep(0.2)
@@ -57,7 +68,7 @@ def gunicorn_server(tmp_path):
 
 def health_count(metrics_page: str) -> float:
     pattern = (
-        r'^django_http_requests_total_by_view_transport_method_total\{'
+        r"^django_http_requests_total_by_view_transport_method_total\{"
         r'[^}]*view="health"[^}]*\} ([0-9.e+]+)$'
     )
     return sum(float(value) for value in re.findall(pattern, metrics_page, re.M))
