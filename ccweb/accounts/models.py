@@ -43,8 +43,23 @@ class InviteCode(models.Model):
         if self.expires_at is not None and self.expires_at <= now:
             return "expired"
         if self.max_uses is not None and self.use_count >= self.max_uses:
-            return "used up"
+            return "used_up"
         return None
+
+
+class CaseInsensitiveUserManager(UserManager):
+    """Finds users by username whatever its case.
+
+    Usernames are unique case-insensitively (the `user_username_ci_unique`
+    constraint), so "Alice" and "alice" name one account: token login, admin
+    login and `createsuperuser` all go through this lookup. The filter is on
+    LOWER(username), which the constraint's index serves.
+    """
+
+    def get_by_natural_key(self, username: str) -> User:
+        return self.alias(username_lower=Lower("username")).get(
+            username_lower=Lower(models.Value(self.model.normalize_username(username)))
+        )
 
 
 class User(AbstractUser):
@@ -58,7 +73,7 @@ class User(AbstractUser):
         help_text="The invite code used at signup.",
     )
 
-    objects = UserManager()
+    objects = CaseInsensitiveUserManager()
 
     class Meta:
         permissions = [
