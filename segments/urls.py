@@ -1,3 +1,15 @@
-"""URL routes of the segments app."""
+"""URL routes of the segments app (included under /api/)."""
 
-urlpatterns = []
+from django.urls import path
+
+from segments.views import OddsView, RecommendationView, UserSegmentView
+
+urlpatterns = [
+    path("user-segments/<int:user_id>", UserSegmentView.as_view(), name="user-segment"),
+    path(
+        "user-segments/<int:user_id>/recommendation",
+        RecommendationView.as_view(),
+        name="recommendation",
+    ),
+    path("user-segments/<int:user_id>/odds", OddsView.as_view(), name="odds"),
+]

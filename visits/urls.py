@@ -1,3 +1,9 @@
-"""URL routes of the visits app."""
+"""URL routes of the visits app (included under /api/)."""
 
-urlpatterns = []
+from django.urls import path
+
+from visits.views import SiteVisitView
+
+urlpatterns = [
+    path("notify/site_visit", SiteVisitView.as_view(), name="site-visit"),
+]
