@@ -191,6 +191,9 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
             # Fail fast when PostgreSQL is down instead of hanging a worker.
             "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=2),
             "options": f"-c statement_timeout={_statement_timeout_ms}",
+            # Server-side parameters let psycopg prepare the hot statements
+            # after a few runs, so PostgreSQL stops re-planning them.
+            "server_side_binding": _env_bool("DB_SERVER_SIDE_BINDING", True),
         }
     )
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
