@@ -9,21 +9,7 @@ from django.utils import timezone
 
 from actions import outbox
 from actions.models import OutboxEvent, UserAction
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    # Counting every row of a large table on each page load is slow.
-    show_full_result_count = False
-    list_per_page = 100
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+from ccweb.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(UserAction)

@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -195,3 +198,29 @@ def bob_client(bob):
 @pytest.fixture
 def staff_client(staff):
     return client_for(staff)
+
+
+@pytest.fixture
+def run_concurrently():
+    """Run the calls in threads released together; return their results.
+
+    Each thread has its own database connection and closes it at the end,
+    so PostgreSQL sees truly concurrent transactions.
+    """
+    from django.db import connections
+
+    def run(calls: list[Callable[[], object]]) -> list[object]:
+        start = threading.Barrier(len(calls))
+
+        def worker(call: Callable[[], object]) -> object:
+            try:
+                start.wait(timeout=30)
+                return call()
+            finally:
+                connections.close_all()
+
+        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+            futures = [pool.submit(worker, call) for call in calls]
+            return [future.result(timeout=120) for future in futures]
+
+    return run

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
-from django.db import connections
 from django.utils import timezone
 
 PASSWORD = "correct-horse-battery-9"
@@ -78,28 +74,3 @@ def signup():
         return APIClient().post("/api/auth/signup", {**body, **fields}, format="json")
 
     return post
-
-
-@pytest.fixture
-def run_concurrently():
-    """Run the calls in threads released together; return their results.
-
-    Each thread uses its own database connection and closes it at the end,
-    so PostgreSQL sees truly concurrent transactions.
-    """
-
-    def run(calls: list[Callable[[], object]]) -> list[object]:
-        start = threading.Barrier(len(calls))
-
-        def worker(call: Callable[[], object]) -> object:
-            try:
-                start.wait(timeout=30)
-                return call()
-            finally:
-                connections.close_all()
-
-        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-            futures = [pool.submit(worker, call) for call in calls]
-            return [future.result(timeout=120) for future in futures]
-
-    return run

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connections
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -83,28 +79,3 @@ def read_events(kafka_consumer):
         return found
 
     return read
-
-
-@pytest.fixture
-def run_concurrently():
-    """Run the calls in threads released together; return their results.
-
-    Each thread has its own database connection and closes it at the end,
-    so PostgreSQL sees truly concurrent transactions.
-    """
-
-    def run(calls: list[Callable[[], object]]) -> list[object]:
-        start = threading.Barrier(len(calls))
-
-        def worker(call: Callable[[], object]) -> object:
-            try:
-                start.wait(timeout=30)
-                return call()
-            finally:
-                connections.close_all()
-
-        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-            futures = [pool.submit(worker, call) for call in calls]
-            return [future.result(timeout=120) for future in futures]
-
-    return run
