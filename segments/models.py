@@ -71,6 +71,9 @@ class RfmRun(models.Model):
         max_length=16, choices=Status.choices, default=Status.RUNNING
     )
     users_processed = models.PositiveIntegerField(default=0)
+    active_users = models.PositiveIntegerField(
+        default=0, help_text="Users with at least one action in the window."
+    )
     group_counts = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
 
@@ -78,6 +81,7 @@ class RfmRun(models.Model):
         db_table = "rfm_runs"
         ordering = ["-started_at"]
         verbose_name = "RFM run"
+        permissions = [("run_rfm", "Can start an RFM run")]
 
     def __str__(self) -> str:
         return f"RFM run {self.pk} ({self.status})"
