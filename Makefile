@@ -47,7 +47,7 @@ services-stop:
 	$(PYTHON) scripts/services.py stop
 
 audit: venv
-	$(BIN)/pip-audit -r requirements/base.txt
+	$(BIN)/pip-audit --strict -r requirements/base.txt
 	$(BIN)/bandit -q -c pyproject.toml -r ccweb actions visits segments
 
 clean:

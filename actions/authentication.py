@@ -12,6 +12,7 @@ asked for (staff status, permissions, any other attribute).
 from __future__ import annotations
 
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
+from drf_spectacular.drainage import set_override
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
@@ -73,3 +74,7 @@ class DeferredUserJWTScheme(SimpleJWTScheme):
     """The same bearer scheme in the OpenAPI document."""
 
     target_class = "actions.authentication.DeferredUserJWTAuthentication"
+
+
+# Every JWT class publishes the one "jwtAuth" scheme on purpose: same token.
+set_override(DeferredUserJWTAuthentication, "suppress_collision_warning", True)

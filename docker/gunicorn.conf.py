@@ -15,6 +15,10 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 accesslog = None
+# gunicorn's control socket sits at one fixed path per user; several servers
+# on one host (replicas, benchmarks, drills) would fight over it, and ccweb
+# does not use it.
+control_socket_disable = True
 # Import the app in each worker after the fork: Kafka producers and database
 # connections must never be shared across processes.
 preload_app = False
