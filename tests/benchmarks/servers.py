@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.benchmarks.harness import REPO
+from tests.processes import Process, free_port
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +32,6 @@ PEER_VENVS = Path.home() / ".cache" / "ccweb"
 READY_TIMEOUT_SECONDS = 60
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def web_setup() -> str:
     """How ccweb is served, in words, for the report."""
     if WEB_THREADS > 1:
@@ -46,51 +39,7 @@ def web_setup() -> str:
     return f"gunicorn, {WEB_CONCURRENCY} sync workers"
 
 
-class Server:
-    """One long-running process, started in its own session."""
-
-    def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path):
-        self.name = name
-        self.command = command
-        self.env = env
-        self.log = log
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> Server:
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                self.command,
-                env=self.env,
-                cwd=REPO,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, timeout: float = 20) -> None:
-        if not self.alive():
-            return
-        assert self.process is not None
-        group = os.getpgid(self.process.pid)
-        os.killpg(group, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(group, signal.SIGKILL)
-            self.process.wait(timeout=timeout)
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-class HttpServer(Server):
+class HttpServer(Process):
     def __init__(
         self, name: str, command: list[str], env: dict[str, str], log: Path, port: int
     ):
@@ -144,10 +93,10 @@ def start_ccweb(work_dir: Path) -> HttpServer:
     return server.start().wait_ready()
 
 
-def start_relay(work_dir: Path) -> Server:
+def start_relay(work_dir: Path) -> Process:
     """The outbox relay as deployed: its own long-running process."""
     command = [sys.executable, "manage.py", "relay_outbox"]
-    return Server("relay", command, dict(os.environ), work_dir / "relay.log").start()
+    return Process("relay", command, dict(os.environ), work_dir / "relay.log").start()
 
 
 # --- The peer -------------------------------------------------------------------

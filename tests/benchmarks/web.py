@@ -29,6 +29,7 @@ from tests.benchmarks.harness import (
     ratio,
 )
 from tests.benchmarks.load import LoadResult, PreparedRequest
+from tests.processes import Process
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class HttpStack:
         self.settings = settings
         self.work_dir = settings.work_dir
         self._ccweb: servers.HttpServer | None = None
-        self._relay: servers.Server | None = None
+        self._relay: Process | None = None
         self._peers: dict[bool, servers.HttpServer] = {}
         self._users: list[seed.BenchUser] | None = None
         self.peer_dir = servers.peer_dir()
