@@ -16,6 +16,8 @@ from drf_spectacular.drainage import set_override
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
+from ccweb.authentication import CachedJWTAuthentication
+
 
 class TokenCaller:
     """The caller named by a valid access token; the row is loaded on demand."""
@@ -52,7 +54,7 @@ class TokenCaller:
         return getattr(self.row, name)
 
 
-class DeferredUserJWTAuthentication(JWTAuthentication):
+class DeferredUserJWTAuthentication(CachedJWTAuthentication):
     def authenticate(self, request):
         header = self.get_header(request)
         raw_token = self.get_raw_token(header) if header is not None else None

@@ -10,8 +10,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import AuthenticationFailed, ParseError, ValidationError
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import AuthenticationFailed, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -36,16 +35,6 @@ CONFLICT_MESSAGE = (
     "This event_id is already stored with other content (user, type, value, "
     "metadata or timestamp)."
 )
-
-
-class ActionJSONParser(JSONParser):
-    """DRF's JSON parser, plus a 400 for nesting too deep to parse."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply.") from None
 
 
 def _draft(data: dict, caller_id: int, now: datetime) -> ActionDraft:
@@ -106,7 +95,6 @@ ERRORS = {
 
 class ActionView(APIView):
     authentication_classes = [DeferredUserJWTAuthentication]
-    parser_classes = [ActionJSONParser]
 
     @extend_schema(
         summary="Record a user action",
@@ -145,7 +133,6 @@ class ActionView(APIView):
 
 class ActionBatchView(APIView):
     authentication_classes = [DeferredUserJWTAuthentication]
-    parser_classes = [ActionJSONParser]
 
     @extend_schema(
         summary="Record up to 500 user actions at once",

@@ -191,9 +191,14 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
             # Fail fast when PostgreSQL is down instead of hanging a worker.
             "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=2),
             "options": f"-c statement_timeout={_statement_timeout_ms}",
-            # Server-side parameters let psycopg prepare the hot statements
-            # after a few runs, so PostgreSQL stops re-planning them.
+            # Server-side parameters, and psycopg prepares a statement the
+            # fifth time a connection runs it, so PostgreSQL stops planning
+            # the hot ones on every request: planning the action insert
+            # costs three times its execution. Django leaves preparing off
+            # by default for transaction-mode poolers (PgBouncer before
+            # 1.21); DB_PREPARE_THRESHOLD=0 turns it off for such a setup.
             "server_side_binding": _env_bool("DB_SERVER_SIDE_BINDING", True),
+            "prepare_threshold": env.int("DB_PREPARE_THRESHOLD", default=5) or None,
         }
     )
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
@@ -255,7 +260,12 @@ if not KAFKA_TOPIC_USER_ACTIONS.strip():
 KAFKA_MESSAGE_TIMEOUT_MS = require_positive_int(
     "KAFKA_MESSAGE_TIMEOUT_MS", env.int("KAFKA_MESSAGE_TIMEOUT_MS", default=10_000)
 )
-KAFKA_LINGER_MS = env.int("KAFKA_LINGER_MS", default=5)
+# How long a producer gathers messages before it sends them. Under load the
+# fast path of each web worker sends one small request per action at 5 ms;
+# at 50 ms the batches are larger, and the workers and the broker spend
+# about a sixth less CPU a request (docs/benchmarks.md). Events reach Kafka
+# that much later.
+KAFKA_LINGER_MS = env.int("KAFKA_LINGER_MS", default=50)
 OUTBOX_LEASE_SECONDS = require_positive_int(
     "OUTBOX_LEASE_SECONDS", env.int("OUTBOX_LEASE_SECONDS", default=30)
 )
@@ -349,16 +359,27 @@ if os.environ.get("RECOMMENDATION_RULES_JSON"):
     RECOMMENDATION_RULES, RECOMMENDATION_DEFAULT = parse_recommendation_rules(
         os.environ["RECOMMENDATION_RULES_JSON"]
     )
+# Lifetime of the user profile the recommendation caches in Redis, a safety
+# net behind the markers that make it stale (segments.profile_cache); 0 reads
+# PostgreSQL on every recommendation.
+SEGMENT_PROFILE_CACHE_SECONDS = env.int("SEGMENT_PROFILE_CACHE_SECONDS", default=3600)
+if SEGMENT_PROFILE_CACHE_SECONDS < 0:
+    raise ConfigError(
+        "SEGMENT_PROFILE_CACHE_SECONDS",
+        f"must be 0 or a positive integer, got {SEGMENT_PROFILE_CACHE_SECONDS}",
+    )
 
 # --- REST framework, JWT, OpenAPI ---------------------------------------------
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "ccweb.authentication.CachedJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON renderer, parser and negotiation, cheaper (ccweb.content).
+    "DEFAULT_RENDERER_CLASSES": ["ccweb.content.FastJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["ccweb.content.FastJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "ccweb.content.JSONFirstNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "ccweb.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -1,0 +1,103 @@
+"""JSON in and out: DRF's negotiation, parser and renderer, made cheap.
+
+The API reads and answers small JSON documents on every request, and
+negotiating, parsing and rendering them the general way cost as much as
+the business of the busiest views. These classes give the answers DRF's
+own give, taking shortcuts only in the common cases. They must not import
+rest_framework.views, which reads these settings as it loads.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import orjson
+from rest_framework import exceptions
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import JSONParser, get_encoding
+from rest_framework.renderers import JSONRenderer
+from rest_framework.utils.encoders import JSONEncoder
+
+_ANY_MEDIA_TYPE = {"", "*/*"}
+NESTED_TOO_DEEPLY = "JSON parse error - nested too deeply."
+_UTF8 = {"utf-8", "utf8"}
+_LONG_NUMBER = re.compile(rb"[0-9]{20}")
+_orjson_default = JSONEncoder().default
+# Non-string keys (batch errors are keyed by position) become strings as
+# json.dumps makes them; datetimes go through DRF's encoder (milliseconds,
+# a Z for UTC) so the output is byte for byte what JSONRenderer writes.
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+# The escapes JSONRenderer writes instead of U+2028 and U+2029.
+_LINE_SEPARATORS = (rb"\u2028", rb"\u2029")
+
+
+class JSONFirstNegotiation(DefaultContentNegotiation):
+    """A request that accepts anything gets the first renderer at once.
+
+    The answer is the one DefaultContentNegotiation gives; every other
+    Accept header, and a ?format= parameter, goes through it in full.
+    """
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        meta = request.META
+        if (
+            meta.get("HTTP_ACCEPT", "").strip() in _ANY_MEDIA_TYPE
+            and not format_suffix
+            and (
+                not meta.get("QUERY_STRING")
+                or self.settings.URL_FORMAT_OVERRIDE not in request.query_params
+            )
+        ):
+            renderer = renderers[0]
+            return renderer, renderer.media_type
+        return super().select_renderer(request, renderers, format_suffix)
+
+
+class FastJSONRenderer(JSONRenderer):
+    """JSONRenderer's output, written by orjson; indented output by DRF."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None:
+            return b""
+        if accepted_media_type and "indent" in accepted_media_type:
+            return super().render(data, accepted_media_type, renderer_context)
+        if renderer_context and renderer_context.get("indent") is not None:
+            return super().render(data, accepted_media_type, renderer_context)
+
+        try:
+            rendered = orjson.dumps(
+                data, default=_orjson_default, option=_ORJSON_OPTIONS
+            )
+        except (TypeError, orjson.JSONEncodeError):
+            # Whatever orjson cannot write (integers past 64 bits, keys of
+            # odd types) DRF's encoder still can.
+            return super().render(data, accepted_media_type, renderer_context)
+        # As JSONRenderer does: keep the output a strict JavaScript subset.
+        if b"\xe2\x80\xa8" in rendered or b"\xe2\x80\xa9" in rendered:
+            rendered = rendered.replace(b"\xe2\x80\xa8", _LINE_SEPARATORS[0])
+            rendered = rendered.replace(b"\xe2\x80\xa9", _LINE_SEPARATORS[1])
+        return rendered
+
+
+class FastJSONParser(JSONParser):
+    """JSONParser's result, read by orjson when the body is UTF-8.
+
+    Anything orjson refuses goes to JSONParser, which decides as it always
+    did and keeps its error messages; orjson refuses all JSONParser does.
+    A body holding a run of 20 digits goes to JSONParser directly: orjson
+    reads integers past 64 bits as floats, and would lose their digits.
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        body = stream.read() if stream is not None else b""
+        encoding = get_encoding(parser_context or {}).lower().replace("_", "-")
+        if encoding in _UTF8 and not _LONG_NUMBER.search(body):
+            try:
+                return orjson.loads(body)
+            except orjson.JSONDecodeError:
+                pass
+        try:
+            return super().parse(io.BytesIO(body), media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError(NESTED_TOO_DEEPLY) from None
