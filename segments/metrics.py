@@ -15,6 +15,24 @@ RECOMMENDATION_DEGRADED = Counter(
     "Recommendations answered with streak 0 because Redis could not be read.",
 )
 
+# The recommendation's cached user profile (segments.profile_cache). Children
+# are created here so that every result is exported from the start, at 0.
+PROFILE_CACHE = Counter(
+    "ccweb_segment_profile_cache_total",
+    "Reads of the user profile cached in Redis for recommendations: hit, miss "
+    "(not cached) or stale (changed since cached); miss and stale query "
+    "PostgreSQL.",
+    ["result"],
+)
+PROFILE_CACHE_HIT = PROFILE_CACHE.labels("hit")
+PROFILE_CACHE_MISS = PROFILE_CACHE.labels("miss")
+PROFILE_CACHE_STALE = PROFILE_CACHE.labels("stale")
+PROFILE_INVALIDATION_FAILURES = Counter(
+    "ccweb_segment_profile_invalidation_failures_total",
+    "Committed segment or account changes whose cached profiles could not be "
+    "marked stale (Redis failing); served until SEGMENT_PROFILE_CACHE_SECONDS.",
+)
+
 
 # --- RFM batch --------------------------------------------------------------------
 # The batch runs in a Celery worker, which nobody scrapes, so its figures are

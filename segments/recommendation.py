@@ -1,7 +1,9 @@
 """The reward recommendation: a table lookup plus the user's streak.
 
 The table lives in settings (RECOMMENDATION_RULES, RECOMMENDATION_DEFAULT);
-docs/personalization.md gives the formula with worked examples.
+docs/personalization.md gives the formula with worked examples. The user's
+group, risk profile and account state come with the streak from Redis
+(segments.profile_cache), PostgreSQL filling in what is not cached.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from redis.exceptions import RedisError
 
 from actions.metrics import OutageLog
 from actions.streaks import current_streak
-from segments.metrics import RECOMMENDATION_DEGRADED
+from segments.profile_cache import (
+    MAX_USER_ID,
+    Profile,
+    cache_enabled,
+    load_profile,
+    read_cached,
+    store_profile,
+)
 
 PROBABILITY_FLOOR = Decimal("0.05")
 PROBABILITY_CEILING = Decimal("0.95")
@@ -56,9 +65,40 @@ def read_streak(user_id: int) -> tuple[int, bool]:
     try:
         streak = current_streak(user_id)
     except RedisError as error:
-        RECOMMENDATION_DEGRADED.inc()
         _outage_log.failed(error)
         return 0, True
 
     _outage_log.succeeded()
     return streak, False
+
+
+def recommendation_inputs(user_id: int) -> tuple[Profile | None, int, bool]:
+    """(profile, streak_count, degraded); profile None for no such user.
+
+    With the profile cache on, one Redis MGET brings the streak and the
+    cached profile, and PostgreSQL is read only when that profile is missing
+    or stale. When Redis fails, the profile comes from PostgreSQL and the
+    streak is 0 (degraded). Counting degraded answers is left to the caller,
+    which alone knows whether an answer is given at all.
+    """
+    if not 0 < user_id <= MAX_USER_ID:
+        return None, 0, False
+    if not cache_enabled():
+        profile = load_profile(user_id)
+        if profile is None:
+            return None, 0, False
+        return profile, *read_streak(user_id)
+
+    try:
+        read = read_cached(user_id)
+    except RedisError as error:
+        _outage_log.failed(error)
+        return load_profile(user_id), 0, True
+    _outage_log.succeeded()
+
+    if read.profile is not None:
+        return read.profile, read.streak_count, False
+    profile = load_profile(user_id)
+    if profile is not None:
+        store_profile(user_id, read, profile)
+    return profile, read.streak_count, False

@@ -40,6 +40,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from segments.models import RfmGroup, RfmRun, RiskProfile, UserSegment
+from segments.profile_cache import mark_all_stale_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,9 @@ def compute_rfm_and_update_segments(as_of: datetime | None = None) -> RfmSummary
                 summary.status = RfmRun.Status.SKIPPED
             else:
                 upserted = _upsert_segments(as_of, window_days)
+                # Raw SQL sends no signals: every cached recommendation
+                # profile is marked stale once the new groups are committed.
+                mark_all_stale_on_commit()
                 summary.groups, summary.active_users = _count_groups()
                 # SQLite's driver reports no row count for a WITH ... INSERT;
                 # every user was upserted, so the groups add up to the same.

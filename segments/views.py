@@ -12,7 +12,7 @@ import logging
 from functools import cached_property
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection
+from django.db import IntegrityError
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.drainage import set_override
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -21,14 +21,20 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthentic
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.models import TokenUser
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
+from ccweb.authentication import CachedJWTAuthentication
 from ccweb.permissions import IsSelfOrStaff
-from segments.models import RfmGroup, RiskProfile, UserSegment
+from segments.metrics import RECOMMENDATION_DEGRADED
+from segments.models import UserSegment
 from segments.odds import odds_for
-from segments.recommendation import match_rule, read_streak, reward_probability
+from segments.profile_cache import Profile, load_profile
+from segments.recommendation import (
+    match_rule,
+    recommendation_inputs,
+    reward_probability,
+)
 from segments.serializers import (
     ErrorSerializer,
     OddsQuerySerializer,
@@ -43,8 +49,6 @@ logger = logging.getLogger(__name__)
 User = get_user_model()
 
 UNKNOWN_USER = "Unknown user."
-# Ids past PostgreSQL's bigint cannot name a user; refused before any query.
-MAX_USER_ID = 2**63 - 1
 ACCESS_ERRORS = {
     401: OpenApiResponse(ErrorSerializer, description="Not authenticated."),
     403: OpenApiResponse(ErrorSerializer, description="Another user's id."),
@@ -66,41 +70,10 @@ class IsStaffForWrites(BasePermission):
 
 def group_and_risk(user_id: int) -> tuple[str, str]:
     """The user's (rfm_group, risk_profile); 404 for no such user."""
-    row = user_and_segment(user_id)
-    if row is None:
+    profile = load_profile(user_id)
+    if profile is None:
         raise NotFound(UNKNOWN_USER)
-    return row[1], row[2]
-
-
-# One indexed query for the recommendation's hot path: the LEFT JOIN tells
-# "no user" (no row) apart from "no segment yet" (NULLs), and is_active lets
-# a caller known only from the token be checked in the same round trip.
-# Written as SQL, built once, to skip the ORM's per-request compilation.
-USER_AND_SEGMENT_SQL = (
-    f"SELECT u.is_active, s.rfm_group, s.risk_profile "  # noqa: S608 (table names)
-    f"FROM {User._meta.db_table} AS u "
-    f"LEFT JOIN {UserSegment._meta.db_table} AS s ON s.user_id = u.id "
-    f"WHERE u.id = %s"
-)
-
-
-def user_and_segment(user_id: int) -> tuple[bool, str, str] | None:
-    """(is_active, rfm_group, risk_profile), or None for no such user.
-
-    A user without a segment row yet gets Low / Unknown.
-    """
-    if not 0 < user_id <= MAX_USER_ID:
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute(USER_AND_SEGMENT_SQL, [user_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-
-    is_active, rfm_group, risk_profile = row
-    if rfm_group is None:
-        return is_active, RfmGroup.LOW.value, RiskProfile.UNKNOWN.value
-    return is_active, rfm_group, risk_profile
+    return profile.rfm_group, profile.risk_profile
 
 
 class TokenSelf(TokenUser):
@@ -115,13 +88,14 @@ class TokenSelf(TokenUser):
         return self.id
 
 
-class SelfTokenAuthentication(JWTAuthentication):
+class SelfTokenAuthentication(CachedJWTAuthentication):
     """JWT authentication that lets the view load the caller's own row.
 
     A user asking about themselves (token user == `user_id` in the URL) is
-    not loaded here: the view reads that user's row anyway and checks there
-    that the account still exists and is active, which saves a query per
-    request. Everyone else (staff acting for a user) is loaded as usual.
+    not loaded here: the view reads that user's profile anyway (cached in
+    Redis, or the row itself) and checks there that the account still
+    exists and is active, which saves a query per request. Everyone else
+    (staff acting for a user) is loaded as usual.
     Token checks (signature, expiry, type) are the same as JWTAuthentication.
     """
 
@@ -153,13 +127,13 @@ class SelfTokenAuthenticationScheme(SimpleJWTScheme):
 set_override(SelfTokenAuthentication, "suppress_collision_warning", True)
 
 
-def ensure_token_self_exists(user, row: tuple[bool, str, str] | None) -> None:
+def ensure_token_self_exists(user, profile: Profile | None) -> None:
     """For a TokenSelf caller, the checks JWTAuthentication would have made."""
     if not isinstance(user, TokenSelf):
         return
-    if row is None:
+    if profile is None:
         raise AuthenticationFailed("User not found", code="user_not_found")
-    if jwt_settings.CHECK_USER_IS_ACTIVE and not row[0]:
+    if jwt_settings.CHECK_USER_IS_ACTIVE and not profile.is_active:
         raise AuthenticationFailed("User is inactive", code="user_inactive")
 
 
@@ -225,7 +199,10 @@ class UserSegmentView(APIView):
 
 
 class RecommendationView(APIView):
-    """The hot path: one query, one Redis read, no serializer on the way out."""
+    """The hot path: one Redis read, no query while the cached profile holds.
+
+    No serializer on the way out. segments.profile_cache explains the cache.
+    """
 
     authentication_classes = [SelfTokenAuthentication]
     permission_classes = [IsAuthenticated, IsSelfOrStaff]
@@ -240,12 +217,13 @@ class RecommendationView(APIView):
         responses={200: RecommendationSerializer, **ACCESS_ERRORS},
     )
     def get(self, request: Request, user_id: int) -> Response:
-        row = user_and_segment(user_id)
-        ensure_token_self_exists(request.user, row)
-        if row is None:
+        profile, streak_count, degraded = recommendation_inputs(user_id)
+        ensure_token_self_exists(request.user, profile)
+        if profile is None:
             raise NotFound(UNKNOWN_USER)
-        _, rfm_group, risk_profile = row
-        streak_count, degraded = read_streak(user_id)
+        if degraded:
+            RECOMMENDATION_DEGRADED.inc()
+        _, rfm_group, risk_profile = profile
 
         base, time_window = match_rule(rfm_group, risk_profile)
         return Response(

@@ -118,7 +118,7 @@ def test_it_costs_one_query_for_the_users_own_recommendation(
 ):
     UserSegment.objects.create(user=alice, rfm_group="Medium")
 
-    # The caller's row and the segment come in one query.
+    # Nothing cached yet: the caller's row and the segment come in one query.
     with django_assert_num_queries(1):
         alice_client.get(url(alice.pk))
 
