@@ -213,14 +213,26 @@ def _plain_action(data) -> dict:
     return validated
 
 
-def validate_action(data) -> dict:
-    """The validated fields of one action; raises ValidationError as the serializer."""
+def validate_plain_action(data) -> dict | None:
+    """The validated fields of an action of the plain shape, else None.
+
+    None does not mean invalid: the serializer judges every other shape.
+    """
     try:
         return _plain_action(data)
     except (_NotPlain, ValueError):
-        serializer = ActionSerializer(data=data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+        return None
+
+
+def validate_action(data) -> dict:
+    """The validated fields of one action; raises ValidationError as the serializer."""
+    validated = validate_plain_action(data)
+    if validated is not None:
+        return validated
+
+    serializer = ActionSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
 
 
 class ActionListField(serializers.ListField):

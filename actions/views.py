@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import NoReturn
 
 from django.contrib.auth import get_user_model
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -23,8 +24,16 @@ from actions.serializers import (
     StoredActionSerializer,
     StoredBatchSerializer,
     validate_action,
+    validate_plain_action,
 )
 from actions.store import ActionDraft, EventIdConflict, InactiveUsers, store_actions
+from ccweb.content import loads_plain
+from ccweb.fastpath import (
+    FastPathMixin,
+    accepts_plain_json,
+    sends_json,
+    verified_caller_id,
+)
 from ccweb.permissions import ensure_can_act_for
 
 User = get_user_model()
@@ -93,8 +102,37 @@ ERRORS = {
 }
 
 
-class ActionView(APIView):
+class ActionView(FastPathMixin, APIView):
     authentication_classes = [DeferredUserJWTAuthentication]
+
+    def answer_directly(self, request) -> HttpResponse | None:
+        """A user's own action of the plain shape, with a token already verified.
+
+        Everything else (another user's id, an unusual body, any refusal,
+        a resent event_id stored with other content) takes the full cycle,
+        which stores nothing twice: a refused draft was not stored here.
+        """
+        if request.method != "POST" or not accepts_plain_json(request):
+            return None
+        if not sends_json(request):
+            return None
+        caller_id = verified_caller_id(request)
+        if caller_id is None:
+            return None
+        try:
+            validated = validate_plain_action(loads_plain(request.body))
+        except ValueError:
+            return None
+        if validated is None or validated.get("user_id", caller_id) != caller_id:
+            return None
+
+        draft = _draft(validated, caller_id, timezone.now())
+        try:
+            (record,) = store_actions([draft])
+        except (EventIdConflict, InactiveUsers):
+            return None
+        status_code = status.HTTP_201_CREATED if record.created else status.HTTP_200_OK
+        return self.json_response(record.as_json(), status=status_code)
 
     @extend_schema(
         summary="Record a user action",

@@ -92,12 +92,19 @@ class FastJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         body = stream.read() if stream is not None else b""
         encoding = get_encoding(parser_context or {}).lower().replace("_", "-")
-        if encoding in _UTF8 and not _LONG_NUMBER.search(body):
+        if encoding in _UTF8:
             try:
-                return orjson.loads(body)
-            except orjson.JSONDecodeError:
+                return loads_plain(body)
+            except ValueError:
                 pass
         try:
             return super().parse(io.BytesIO(body), media_type, parser_context)
         except RecursionError:
             raise exceptions.ParseError(NESTED_TOO_DEEPLY) from None
+
+
+def loads_plain(body: bytes):
+    """A UTF-8 JSON body read by orjson; ValueError where JSONParser must judge."""
+    if _LONG_NUMBER.search(body):
+        raise ValueError("a number of 20 digits or more: JSONParser reads it exactly")
+    return orjson.loads(body)

@@ -13,6 +13,7 @@ from functools import cached_property
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError
+from django.http import HttpResponse
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.drainage import set_override
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -25,6 +26,7 @@ from rest_framework_simplejwt.models import TokenUser
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from ccweb.authentication import CachedJWTAuthentication
+from ccweb.fastpath import FastPathMixin, accepts_plain_json, verified_caller_id
 from ccweb.permissions import IsSelfOrStaff
 from segments.metrics import RECOMMENDATION_DEGRADED
 from segments.models import UserSegment
@@ -198,14 +200,50 @@ class UserSegmentView(APIView):
         return Response(UserSegmentSerializer(segment).data)
 
 
-class RecommendationView(APIView):
+def recommendation_body(
+    user_id: int, profile: Profile, streak_count: int, degraded: bool
+) -> dict:
+    _, rfm_group, risk_profile = profile
+    base, time_window = match_rule(rfm_group, risk_profile)
+    return {
+        "user_id": user_id,
+        "rfm_group": rfm_group,
+        "risk_profile": risk_profile,
+        "streak_count": streak_count,
+        "recommended_reward_probability": reward_probability(base, streak_count),
+        "recommended_time_window": time_window,
+        "degraded": degraded,
+    }
+
+
+class RecommendationView(FastPathMixin, APIView):
     """The hot path: one Redis read, no query while the cached profile holds.
 
-    No serializer on the way out. segments.profile_cache explains the cache.
+    No serializer on the way out. segments.profile_cache explains the cache;
+    ccweb.fastpath the shortcut a user asking about themselves takes.
     """
 
     authentication_classes = [SelfTokenAuthentication]
     permission_classes = [IsAuthenticated, IsSelfOrStaff]
+
+    def answer_directly(self, request, user_id: int) -> HttpResponse | None:
+        """A user's own recommendation, when the token and the account are known.
+
+        Unknown and inactive accounts, staff asking for someone, and tokens
+        this worker has not verified yet take the full cycle.
+        """
+        if request.method != "GET" or not accepts_plain_json(request):
+            return None
+        if verified_caller_id(request) != user_id:
+            return None
+
+        profile, streak_count, degraded = recommendation_inputs(user_id)
+        if profile is None or not profile.is_active:
+            return None
+        if degraded:
+            RECOMMENDATION_DEGRADED.inc()
+        body = recommendation_body(user_id, profile, streak_count, degraded)
+        return self.json_response(body, status=200)
 
     @extend_schema(
         summary="Recommended reward probability and time window",
@@ -223,22 +261,8 @@ class RecommendationView(APIView):
             raise NotFound(UNKNOWN_USER)
         if degraded:
             RECOMMENDATION_DEGRADED.inc()
-        _, rfm_group, risk_profile = profile
 
-        base, time_window = match_rule(rfm_group, risk_profile)
-        return Response(
-            {
-                "user_id": user_id,
-                "rfm_group": rfm_group,
-                "risk_profile": risk_profile,
-                "streak_count": streak_count,
-                "recommended_reward_probability": reward_probability(
-                    base, streak_count
-                ),
-                "recommended_time_window": time_window,
-                "degraded": degraded,
-            }
-        )
+        return Response(recommendation_body(user_id, profile, streak_count, degraded))
 
 
 def odds_query(request: Request) -> float:
