@@ -30,6 +30,7 @@ from ccweb.content import FastJSONRenderer
 _ANY_JSON = {"", "*/*", "application/json"}
 _UTF8 = {"utf-8", "utf8"}
 _renderer = FastJSONRenderer()
+_DEFAULT_HEADERS: dict[type, dict[str, str]] = {}
 
 
 def accepts_plain_json(request) -> bool:
@@ -88,10 +89,18 @@ class FastPathMixin:
             _renderer.render(data), content_type="application/json", status=status
         )
         # What APIView.finalize_response adds to every answer of the view.
-        headers = dict(self.default_response_headers)
+        headers = self._default_headers()
         vary = headers.pop("Vary", None)
         if vary is not None:
             patch_vary_headers(response, [vary])
         for name, value in headers.items():
             response[name] = value
         return response
+
+    def _default_headers(self) -> dict[str, str]:
+        # The same for every request once the view is set up: computed once.
+        cls = type(self)
+        headers = _DEFAULT_HEADERS.get(cls)
+        if headers is None:
+            headers = _DEFAULT_HEADERS[cls] = dict(self.default_response_headers)
+        return dict(headers)

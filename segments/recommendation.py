@@ -8,6 +8,7 @@ group, risk profile and account state come with the streak from Redis
 
 from __future__ import annotations
 
+import functools
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -44,6 +45,8 @@ def clamp_probability(value: Decimal) -> Decimal:
     return min(PROBABILITY_CEILING, max(PROBABILITY_FLOOR, value))
 
 
+# Pure, and asked with a few dozen distinct arguments: remembered.
+@functools.lru_cache(maxsize=4_096)
 def reward_probability(base: float, streak_count: int) -> float:
     """base + 0.01 x streak, clamped to [0.05, 0.95], rounded to 4 decimals.
 
