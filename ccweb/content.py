@@ -19,14 +19,17 @@ from rest_framework.parsers import JSONParser, get_encoding
 from rest_framework.renderers import JSONRenderer
 from rest_framework.utils.encoders import JSONEncoder
 
-_ANY_MEDIA_TYPE = {"", "*/*"}
 NESTED_TOO_DEEPLY = "JSON parse error - nested too deeply."
+# Far more than any document of the API needs (4 KiB of metadata included).
+MAX_JSON_DEPTH = 64
 _UTF8 = {"utf-8", "utf8"}
-_LONG_NUMBER = re.compile(rb"[0-9]{20}")
+# 19 digits reach past what 64 bits hold in either sign (orjson keeps
+# integers within -2**63 .. 2**64 - 1 and reads the others as floats).
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
 _orjson_default = JSONEncoder().default
 # Non-string keys (batch errors are keyed by position) become strings as
 # json.dumps makes them; datetimes go through DRF's encoder (milliseconds,
-# a Z for UTC) so the output is byte for byte what JSONRenderer writes.
+# a Z for UTC), as JSONRenderer writes them.
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 # The escapes JSONRenderer writes instead of U+2028 and U+2029.
 _LINE_SEPARATORS = (rb"\u2028", rb"\u2029")
@@ -42,7 +45,8 @@ class JSONFirstNegotiation(DefaultContentNegotiation):
     def select_renderer(self, request, renderers, format_suffix=None):
         meta = request.META
         if (
-            meta.get("HTTP_ACCEPT", "").strip() in _ANY_MEDIA_TYPE
+            # As in DRF, only a missing header means "anything".
+            meta.get("HTTP_ACCEPT", "*/*").strip() == "*/*"
             and not format_suffix
             and (
                 not meta.get("QUERY_STRING")
@@ -55,7 +59,12 @@ class JSONFirstNegotiation(DefaultContentNegotiation):
 
 
 class FastJSONRenderer(JSONRenderer):
-    """JSONRenderer's output, written by orjson; indented output by DRF."""
+    """JSONRenderer's output, written by orjson; indented output by DRF.
+
+    The same JSON values, key order and escapes; a float may be spelled
+    differently (0.00001 where json writes 1e-05), and a non-finite float,
+    which no view produces, becomes null where JSONRenderer would fail.
+    """
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         if data is None:
@@ -85,8 +94,11 @@ class FastJSONParser(JSONParser):
 
     Anything orjson refuses goes to JSONParser, which decides as it always
     did and keeps its error messages; orjson refuses all JSONParser does.
-    A body holding a run of 20 digits goes to JSONParser directly: orjson
+    A body holding a run of 19 digits goes to JSONParser directly: orjson
     reads integers past 64 bits as floats, and would lose their digits.
+    Either way, a document nested deeper than MAX_JSON_DEPTH is refused:
+    nothing the API takes needs it, and Python code walking it (checks,
+    json.dumps) would run out of stack.
     """
 
     def parse(self, stream, media_type=None, parser_context=None):
@@ -95,16 +107,48 @@ class FastJSONParser(JSONParser):
         if encoding in _UTF8:
             try:
                 return loads_plain(body)
+            except TooDeep:
+                raise exceptions.ParseError(NESTED_TOO_DEEPLY) from None
             except ValueError:
                 pass
         try:
-            return super().parse(io.BytesIO(body), media_type, parser_context)
-        except RecursionError:
+            data = super().parse(io.BytesIO(body), media_type, parser_context)
+            ensure_shallow(body, data)
+        except (RecursionError, TooDeep):
             raise exceptions.ParseError(NESTED_TOO_DEEPLY) from None
+        return data
 
 
 def loads_plain(body: bytes):
     """A UTF-8 JSON body read by orjson; ValueError where JSONParser must judge."""
     if _LONG_NUMBER.search(body):
-        raise ValueError("a number of 20 digits or more: JSONParser reads it exactly")
-    return orjson.loads(body)
+        raise ValueError("a number of 19 digits or more: JSONParser reads it exactly")
+    data = orjson.loads(body)
+    ensure_shallow(body, data)
+    return data
+
+
+class TooDeep(ValueError):
+    """A JSON document nested deeper than MAX_JSON_DEPTH."""
+
+
+def ensure_shallow(body: bytes, data) -> None:
+    """Raise TooDeep when `data` nests deeper than MAX_JSON_DEPTH.
+
+    A body with few brackets cannot be deep, so the walk runs only for the
+    rare one with many; it uses a list, not recursion, whatever the depth.
+    """
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return
+    pending = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise TooDeep(NESTED_TOO_DEEPLY)
+        pending.extend((child, depth + 1) for child in children)

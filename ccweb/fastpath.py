@@ -22,12 +22,13 @@ from django.http import HttpResponse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import parse_header_parameters
 from rest_framework import HTTP_HEADER_ENCODING
+from rest_framework_simplejwt.authentication import AUTH_HEADER_TYPE_BYTES
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from ccweb.authentication import verified_tokens
 from ccweb.content import FastJSONRenderer
 
-_ANY_JSON = {"", "*/*", "application/json"}
+_ANY_JSON = {"*/*", "application/json"}
 _UTF8 = {"utf-8", "utf8"}
 _renderer = FastJSONRenderer()
 _DEFAULT_HEADERS: dict[type, dict[str, str]] = {}
@@ -35,9 +36,9 @@ _DEFAULT_HEADERS: dict[type, dict[str, str]] = {}
 
 def accepts_plain_json(request) -> bool:
     """True when DRF's negotiation would pick JSON without a parameter."""
-    return request.META.get(
-        "HTTP_ACCEPT", ""
-    ).strip() in _ANY_JSON and not request.META.get("QUERY_STRING")
+    # As in DRF, only a missing header means "anything"; an empty one is 406.
+    accept = request.META.get("HTTP_ACCEPT", "*/*").strip()
+    return accept in _ANY_JSON and not request.META.get("QUERY_STRING")
 
 
 def sends_json(request) -> bool:
@@ -61,7 +62,7 @@ def verified_caller_id(request) -> int | None:
     if not header:
         return None
     parts = header.encode(HTTP_HEADER_ENCODING).split()
-    if len(parts) != 2 or parts[0].decode() not in jwt_settings.AUTH_HEADER_TYPES:
+    if len(parts) != 2 or parts[0] not in AUTH_HEADER_TYPE_BYTES:
         return None
 
     token = verified_tokens.get(parts[1], time.time())

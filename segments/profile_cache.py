@@ -21,9 +21,9 @@ The reader stores the generation and version it read BEFORE its query, so a
 write that commits while it reads leaves a profile marked stale, never a
 wrong profile marked fresh. Markers are random tokens, not counters: a
 version key that expired or was lost never comes back with a value an old
-profile carries. Version keys outlive any profile stored against them by a
-day, so a profile stored while a user had no version key cannot look fresh
-again when a later version expires.
+profile carries. A profile is never stored under a missing marker: the
+reader creates the marker (SET NX) and caches on the next request. Version
+keys outlive any profile stored against them by a day.
 
 Limits, also in docs/personalization.md: a write whose marker cannot be set
 (Redis failing at that moment) leaves the old profile in use until
@@ -185,10 +185,18 @@ def store_profile(user_id: int, read: CachedRead, profile: Profile) -> None:
         # from PostgreSQL. The batch, the API and the admin never write it.
         return
 
-    value = SEPARATOR.join(
-        (read.generation, read.version, "1" if profile.is_active else "0", *fields)
-    )
     try:
+        if not read.generation or not read.version:
+            # A profile stored under a missing marker would look fresh again
+            # whenever that marker went missing later (expired, evicted, lost
+            # in a failover). Create the markers instead, never replacing
+            # one a writer set meanwhile; the next request stores the
+            # profile under them.
+            _create_missing_markers(user_id, read)
+            return
+        value = SEPARATOR.join(
+            (read.generation, read.version, "1" if profile.is_active else "0", *fields)
+        )
         redis_client().set(
             profile_key(user_id), value, ex=settings.SEGMENT_PROFILE_CACHE_SECONDS
         )
@@ -196,6 +204,17 @@ def store_profile(user_id: int, read: CachedRead, profile: Profile) -> None:
         _store_log.failed(error)
         return
     _store_log.succeeded()
+
+
+def _create_missing_markers(user_id: int, read: CachedRead) -> None:
+    with redis_client().pipeline(transaction=False) as pipe:
+        if not read.generation:
+            pipe.set(GENERATION_KEY, _new_marker(), nx=True)
+        if not read.version:
+            pipe.set(
+                version_key(user_id), _new_marker(), nx=True, ex=_version_ttl_seconds()
+            )
+        pipe.execute()
 
 
 # --- Invalidation -------------------------------------------------------------------

@@ -26,7 +26,7 @@ RENDERED_ALIKE = [
 
 
 @pytest.mark.parametrize("data", RENDERED_ALIKE)
-def test_it_renders_byte_for_byte_as_drf(data):
+def test_it_renders_as_drf(data):
     expected = JSONRenderer().render(data, "application/json")
 
     rendered = FastJSONRenderer().render(data, "application/json")
@@ -46,6 +46,7 @@ PARSED_ALIKE = [
     b'{"a": 1, "b": [true, null, 2.5], "c": "\\u00e9"}',
     b'{"a": 1, "a": 2}',
     b'{"big": 123456789012345678901234567890}',
+    b'{"low": -9223372036854775809, "high": 18446744073709551616}',
     b'"\\ud800"',
 ]
 
@@ -59,7 +60,16 @@ def test_it_parses_as_drf(body):
     assert parsed == expected
 
 
-REFUSED = [b'{"v": NaN}', b'{"v": Infinity}', b"{,}", b'{"a": 1,}', b"", b"[" * 100_000]
+REFUSED = [
+    b'{"v": NaN}',
+    b'{"v": Infinity}',
+    b"{,}",
+    b'{"a": 1,}',
+    b"",
+    b"[" * 100_000,
+    b'{"m": ' + b"[" * 65 + b"]" * 65 + b"}",
+    b"[" * 1_000 + b"]" * 1_000,
+]
 
 
 @pytest.mark.parametrize("body", REFUSED, ids=range(len(REFUSED)))
@@ -87,7 +97,16 @@ def test_it_answers_json_to_clients_that_accept_it(alice_client, accept):
     assert response["Content-Type"] == "application/json"
 
 
-def test_it_still_refuses_a_client_that_accepts_no_json(alice_client):
-    response = alice_client.get("/api/auth/me", HTTP_ACCEPT="text/csv")
+@pytest.mark.parametrize("accept", ["text/csv", " "])
+def test_it_still_refuses_a_client_that_accepts_no_json(alice_client, accept):
+    response = alice_client.get("/api/auth/me", HTTP_ACCEPT=accept)
 
     assert response.status_code == 406
+
+
+def test_it_accepts_shallow_nesting():
+    body = b'{"m": ' + b"[" * 63 + b"]" * 63 + b"}"
+
+    parsed = FastJSONParser().parse(io.BytesIO(body))
+
+    assert parsed == JSONParser().parse(io.BytesIO(body))

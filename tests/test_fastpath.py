@@ -4,7 +4,7 @@ import json
 import uuid
 
 import pytest
-from rest_framework.test import APIRequestFactory
+from rest_framework.test import APIClient, APIRequestFactory
 
 from actions.views import ActionView
 from ccweb.authentication import verified_tokens
@@ -187,3 +187,28 @@ def test_it_stores_nothing_when_it_leaves_a_conflict_to_the_full_cycle(
 
     assert answer is None
     assert alice.actions.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("post", "/api/actions"), ("get", "/api/user-segments/1/recommendation")],
+)
+def test_it_leaves_an_odd_authorization_scheme_to_the_full_cycle(method, path):
+    client = APIClient(raise_request_exception=False)
+    client.credentials(HTTP_AUTHORIZATION="Bear\u00e9r abc")
+
+    response = getattr(client, method)(path)
+
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("depth", [65, 1_000, 1_020])
+def test_it_refuses_deeply_nested_metadata(alice, redis_client, depth):
+    client = client_for(alice)
+    nested = "[" * depth + "]" * depth
+    body = '{"action_type": "spin", "metadata": {"a": ' + nested + "}}"
+
+    response = client.post("/api/actions", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert alice.actions.count() == 0

@@ -56,6 +56,15 @@ def test_it_prints_one_json_line(key, value, expected_key, expected_value):
     }
 
 
+def test_it_keeps_a_deep_value_with_newlines_on_one_line():
+    value = b"[" * 300 + b"\n" + b"]" * 300
+
+    line = message_line(Message(b"1", value))
+
+    assert line.count(b"\n") == 1
+    assert json.loads(line)["key"] == "1"
+
+
 def test_it_embeds_a_json_value_byte_for_byte():
     value = b'{"value":"1.50","metadata":{"b":1,"a":2}}'
 

@@ -48,8 +48,13 @@ def cache_total(result: str) -> float:
 
 @pytest.fixture
 def cached_alice(alice, alice_client, redis_client):
-    """Alice, Medium / Low-Risk, whose profile one recommendation has cached."""
+    """Alice, Medium / Low-Risk, whose profile her recommendations have cached.
+
+    The first request finds no markers and creates them; the second caches
+    the profile under them.
+    """
     UserSegment.objects.create(user=alice, rfm_group="Medium", risk_profile="Low-Risk")
+    alice_client.get(url(alice.pk))
     alice_client.get(url(alice.pk))
     return alice
 
@@ -211,6 +216,7 @@ def test_it_counts_each_read_by_result(
 ):
     if cached_before:
         alice_client.get(url(alice.pk))
+        alice_client.get(url(alice.pk))
     change(alice.pk)
     before = cache_total(result)
 
@@ -325,3 +331,19 @@ def test_it_answers_from_the_database_when_redis_is_down(
 
     body = response.json()
     assert (body["rfm_group"], body["degraded"]) == ("Whale", True)
+
+
+def test_it_never_caches_under_a_missing_marker(alice, alice_client, redis_client):
+    alice_client.get(url(alice.pk))
+
+    assert not redis_client.exists(profile_key(alice.pk))
+    assert redis_client.exists(version_key(alice.pk), GENERATION_KEY) == 2
+
+
+def test_it_does_not_trust_a_profile_once_its_marker_is_lost(
+    cached_alice, alice_client, redis_client, django_assert_num_queries
+):
+    redis_client.delete(version_key(cached_alice.pk))
+
+    with django_assert_num_queries(1):
+        alice_client.get(url(cached_alice.pk))

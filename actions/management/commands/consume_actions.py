@@ -29,14 +29,15 @@ def message_line(message) -> bytes:
         embedded = None
     else:
         try:
-            decoded = orjson.loads(value)
+            orjson.loads(value)
         except orjson.JSONDecodeError:
             embedded = value.decode("utf-8", "replace")
         else:
-            embedded = orjson.Fragment(value)
             if b"\n" in value or b"\r" in value:
-                # Whitespace between tokens: one message must stay one line.
-                embedded = decoded
+                # In valid JSON these can only be whitespace between tokens:
+                # spaces keep the document and one message on one line.
+                value = value.replace(b"\n", b" ").replace(b"\r", b" ")
+            embedded = orjson.Fragment(value)
     line = {
         "key": None if key is None else key.decode("utf-8", "replace"),
         "partition": message.partition(),

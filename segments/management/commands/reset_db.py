@@ -1,8 +1,9 @@
 """Drop every table of the database and build it again from the migrations.
 
 What migrations create comes back with it: the fixed invite codes and the
-nightly RFM schedule. Streak counters in Redis are deleted too, since user
-ids start again from 1 and old counters would land on new users.
+nightly RFM schedule. Streaks in Redis (counters and their state) are
+deleted too, since user ids start again from 1 and old streaks would land
+on new users.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from django.db import connection
 
 from ccweb.redis import redis_client, redis_enabled
 
-STREAK_KEYS = "user:*:streak_count"
+# The plain counters and the state the streak script reasons from
+# (actions.streaks).
+STREAK_KEYS = ("user:*:streak_count", "user:*:streak")
 
 
 class Command(BaseCommand):
@@ -49,7 +52,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
 
         self.stdout.write(
-            f"reset_db: dropped {tables} tables and {streaks} streak counters, "
+            f"reset_db: dropped {tables} tables and {streaks} streak keys, "
             f"migrated {database} again"
         )
 
@@ -74,11 +77,12 @@ class Command(BaseCommand):
         client = redis_client()
         deleted = 0
         batch = []
-        for key in client.scan_iter(match=STREAK_KEYS, count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                deleted += client.delete(*batch)
-                batch = []
+        for pattern in STREAK_KEYS:
+            for key in client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    deleted += client.delete(*batch)
+                    batch = []
         if batch:
             deleted += client.delete(*batch)
         return deleted
