@@ -1,8 +1,26 @@
-"""Assertions shared by the tests of every user-scoped endpoint."""
+"""Helpers shared by the tests: user-scoped endpoints, child processes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from rest_framework.test import APIClient
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`manage.py *args` in a child process with exactly `env`, output captured."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def assert_user_scoped(

@@ -8,20 +8,14 @@ from pathlib import Path
 import pytest
 
 from ccweb.config import ConfigError, parse_house_edge, parse_prob_adjust
+from tests.helpers import run_manage
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def start_with(**overrides) -> subprocess.CompletedProcess:
     env = {**os.environ, **overrides}
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_manage("check", env=env)
 
 
 @pytest.mark.parametrize(
@@ -57,14 +51,7 @@ def test_it_requires_secrets_when_debug_is_off():
     env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "JWT_SECRET")}
     env.update(CCWEB_TESTING="", DEBUG="false")
 
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_manage("check", env=env)
 
     assert result.returncode == 2
     assert "SECRET_KEY: is required when DEBUG is off" in result.stderr

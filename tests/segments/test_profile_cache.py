@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import update_last_login
@@ -31,9 +28,9 @@ from segments.profile_cache import (
     version_key,
 )
 from segments.rfm import compute_rfm_and_update_segments
+from tests.helpers import run_manage
 from tests.segments.rfm_helpers import AS_OF, history
 
-REPO = Path(__file__).resolve().parents[2]
 CACHE_TOTAL = "ccweb_segment_profile_cache_total"
 INVALIDATION_FAILURES = "ccweb_segment_profile_invalidation_failures_total"
 
@@ -280,14 +277,7 @@ def test_it_reads_the_database_every_time_when_turned_off(
 def test_it_refuses_a_negative_lifetime_at_start_up():
     env = {**os.environ, "SEGMENT_PROFILE_CACHE_SECONDS": "-1"}
 
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_manage("check", env=env)
 
     assert result.returncode == 2
     assert "SEGMENT_PROFILE_CACHE_SECONDS: must be 0 or a positive" in result.stderr

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from ccweb.config import ConfigError, parse_rfm_rules
+from tests.helpers import run_manage
 
-REPO = Path(__file__).resolve().parents[2]
 RULE = '{"group": "Whale", "max_recency_days": 3, "min_frequency": 10, '
 
 
@@ -58,14 +55,7 @@ def test_it_names_the_problem(raw, problem):
 def test_it_stops_start_up_with_one_line():
     env = {**os.environ, "RFM_RULES_JSON": "[{"}
 
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_manage("check", env=env)
 
     (line,) = result.stderr.strip().splitlines()
     assert result.returncode == 2
