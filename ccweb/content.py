@@ -103,8 +103,7 @@ class FastJSONParser(JSONParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         body = stream.read() if stream is not None else b""
-        encoding = get_encoding(parser_context or {}).lower().replace("_", "-")
-        if encoding in _UTF8:
+        if is_utf8(get_encoding(parser_context or {})):
             try:
                 return loads_plain(body)
             except TooDeep:
@@ -152,3 +151,8 @@ def ensure_shallow(body: bytes, data) -> None:
         if depth > MAX_JSON_DEPTH:
             raise TooDeep(NESTED_TOO_DEEPLY)
         pending.extend((child, depth + 1) for child in children)
+
+
+def is_utf8(charset: str) -> bool:
+    """True for the names of UTF-8, the one encoding orjson reads."""
+    return charset.lower().replace("_", "-") in _UTF8

@@ -26,10 +26,9 @@ from rest_framework_simplejwt.authentication import AUTH_HEADER_TYPE_BYTES
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from ccweb.authentication import verified_tokens
-from ccweb.content import FastJSONRenderer
+from ccweb.content import FastJSONRenderer, is_utf8
 
 _ANY_JSON = {"*/*", "application/json"}
-_UTF8 = {"utf-8", "utf8"}
 _renderer = FastJSONRenderer()
 _DEFAULT_HEADERS: dict[type, dict[str, str]] = {}
 
@@ -45,8 +44,7 @@ def sends_json(request) -> bool:
     """True for a JSON body in UTF-8, the only kind answered directly."""
     content_type = request.META.get("CONTENT_TYPE", "")
     media_type, params = parse_header_parameters(content_type)
-    charset = params.get("charset", "utf-8").lower()
-    return media_type == "application/json" and charset in _UTF8
+    return media_type == "application/json" and is_utf8(params.get("charset", "utf-8"))
 
 
 def verified_caller_id(request) -> int | None:

@@ -12,11 +12,17 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AlterModelOptions(
             name='rfmrun',
-            options={'ordering': ['-started_at'], 'permissions': [('run_rfm', 'Can start an RFM run')], 'verbose_name': 'RFM run'},
+            options={
+                'ordering': ['-started_at'],
+                'permissions': [('run_rfm', 'Can start an RFM run')],
+                'verbose_name': 'RFM run',
+            },
         ),
         migrations.AddField(
             model_name='rfmrun',
             name='active_users',
-            field=models.PositiveIntegerField(default=0, help_text='Users with at least one action in the window.'),
+            field=models.PositiveIntegerField(
+                default=0, help_text='Users with at least one action in the window.'
+            ),
         ),
     ]

@@ -205,7 +205,8 @@ def measure_floor(as_of: datetime) -> float:
         cursor.execute(f"SET LOCAL work_mem = '{BATCH_WORK_MEM}'")
         cursor.execute("SET LOCAL statement_timeout = 0")
         cursor.execute(
-            "SELECT count(*), max(last_at), sum(frequency), sum(monetary) "  # noqa: S608
+            "SELECT count(*), max(last_at), "  # noqa: S608
+            "sum(frequency), sum(monetary) "
             f"FROM ({sql}) AS per_user (user_id, last_at, frequency, monetary)",
             params,
         )
