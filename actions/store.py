@@ -16,8 +16,10 @@ On PostgreSQL one statement does the writes: `INSERT ... ON CONFLICT
 (event_id) DO NOTHING` for the actions, chained to the outbox insert. It
 is atomic on its own, costs one round trip whatever the batch size, and is
 safe under any concurrency: twenty requests racing with one event_id make
-one row, and the other nineteen read it back. Other databases (SQLite, the
-embedded default) use the ORM inside a transaction.
+one row, and the other nineteen read it back. Single actions stored at the
+same moment by threads of one process share that statement
+(actions.combining). Other databases (SQLite, the embedded default) use the
+ORM inside a transaction.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from actions.combining import InsertCombiner, Inserted, InsertRows
 from actions.kafka import fast_publisher, publishing_enabled
 from actions.metrics import OutageLog, count_recorded
 from actions.models import OutboxEvent, UserAction
@@ -214,26 +217,17 @@ def store_actions(drafts: Sequence[ActionDraft]) -> list[StoredAction]:
     back with different content, or InactiveUsers when an action names a
     user who does not exist or is inactive.
     """
-    now = timezone.now()
-    # With a broker the fast path owns the new rows for one lease; without
-    # one they are due at once, for the relay that will come.
-    available_at = lease_until(now) if publishing_enabled() else now
-    topic = settings.KAFKA_TOPIC_USER_ACTIONS
-
     if connection.vendor != "postgresql":
-        written = _store_portable(
-            drafts, now=now, available_at=available_at, topic=topic
-        )
+        written = _store_portable(drafts)
     elif len(drafts) == 1:
-        # One statement is a transaction of its own.
-        written = _store_postgres(
-            drafts, now=now, available_at=available_at, topic=topic
-        )
+        # One statement is a transaction of its own. Outside a transaction
+        # it may be shared with other requests' single actions
+        # (actions.combining): inside one, its rows must commit with it.
+        combine = settings.ACTIONS_COMBINE_INSERTS and not connection.in_atomic_block
+        written = _store_postgres(drafts, _combiner.insert if combine else _insert)
     else:
         with transaction.atomic():
-            written = _store_postgres(
-                drafts, now=now, available_at=available_at, topic=topic
-            )
+            written = _store_postgres(drafts, _insert)
 
     new = [record for record in written.records if record.created]
     if new:
@@ -241,23 +235,38 @@ def store_actions(drafts: Sequence[ActionDraft]) -> list[StoredAction]:
     return written.records
 
 
-def _store_postgres(
-    drafts: Sequence[ActionDraft], *, now: datetime, available_at: datetime, topic: str
-) -> _Written:
-    payload_dicts = [draft.payload() for draft in drafts]
-    payloads = [encode_json(payload) for payload in payload_dicts]
-    created_at = format_timestamp(now)
+def _available_at(now: datetime) -> datetime:
+    # With a broker the fast path owns the new rows for one lease; without
+    # one they are due at once, for the relay that will come.
+    return lease_until(now) if publishing_enabled() else now
+
+
+def _insert(event_ids: Sequence[uuid.UUID], payloads: Sequence[str]) -> Inserted:
+    """Run INSERT_SQL for `payloads`, the events of `event_ids`, on this thread."""
+    now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
             _insert_sql(),
             {
                 "events": "[" + ",".join(payloads) + "]",
                 "now": now,
-                "topic": topic,
-                "available_at": available_at,
+                "topic": settings.KAFKA_TOPIC_USER_ACTIONS,
+                "available_at": _available_at(now),
             },
         )
         inserted = {row[1]: (row[0], row[2]) for row in cursor.fetchall()}
+    return inserted, now
+
+
+_combiner = InsertCombiner(_insert)
+
+
+def _store_postgres(drafts: Sequence[ActionDraft], insert: InsertRows) -> _Written:
+    payload_dicts = [draft.payload() for draft in drafts]
+    payloads = [encode_json(payload) for payload in payload_dicts]
+    inserted, now = insert([draft.event_id for draft in drafts], payloads)
+    created_at = format_timestamp(now)
+    topic = settings.KAFKA_TOPIC_USER_ACTIONS
 
     records: list[StoredAction | None] = []
     events = []
@@ -291,9 +300,10 @@ def _insert_sql() -> str:
     return INSERT_SQL.replace("__users__", connection.ops.quote_name(users))
 
 
-def _store_portable(
-    drafts: Sequence[ActionDraft], *, now: datetime, available_at: datetime, topic: str
-) -> _Written:
+def _store_portable(drafts: Sequence[ActionDraft]) -> _Written:
+    now = timezone.now()
+    available_at = _available_at(now)
+    topic = settings.KAFKA_TOPIC_USER_ACTIONS
     try:
         with transaction.atomic():
             existing, _ = _existing(drafts, range(len(drafts)))
@@ -346,7 +356,7 @@ def _store_portable(
         # Another writer stored one of these event_ids meanwhile (PostgreSQL
         # only; SQLite runs one writer at a time): start over, it now counts
         # as existing.
-        return _store_portable(drafts, now=now, available_at=available_at, topic=topic)
+        return _store_portable(drafts)
 
     records: list[StoredAction | None] = [None] * len(drafts)
     for position, record in existing.items():

@@ -278,6 +278,9 @@ OUTBOX_RETRY_MAX_SECONDS = env.float("OUTBOX_RETRY_MAX_SECONDS", default=30.0)
 OUTBOX_RELAY_BATCH_SIZE = require_positive_int(
     "OUTBOX_RELAY_BATCH_SIZE", env.int("OUTBOX_RELAY_BATCH_SIZE", default=5_000)
 )
+# Single actions posted at the same moment to one web worker share one
+# insert statement (actions.combining); false gives each its own.
+ACTIONS_COMBINE_INSERTS = env.bool("ACTIONS_COMBINE_INSERTS", default=True)
 # Distinct action types a process labels in ccweb_actions_recorded_total;
 # later ones are counted as "other".
 ACTIONS_METRIC_MAX_TYPES = env.int("ACTIONS_METRIC_MAX_TYPES", default=50)

@@ -150,7 +150,7 @@ def test_it_stores_the_same_as_the_orm_path(alice):
     ]
 
     fast = store_actions(drafts)
-    again = _store_portable(drafts, now=now, available_at=now, topic="t").records
+    again = _store_portable(drafts).records
 
     assert [record.as_json() for record in again] == [
         record.as_json() for record in fast
@@ -172,7 +172,7 @@ def test_it_refuses_inactive_users_without_postgresql_too(alice, bob):
     ]
 
     with pytest.raises(InactiveUsers) as refused:
-        _store_portable(drafts, now=now, available_at=now, topic="t")
+        _store_portable(drafts)
 
     assert refused.value.positions == [1]
     assert not UserAction.objects.exists()
