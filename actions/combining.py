@@ -13,15 +13,22 @@ What each request sees does not change. The statement is the same
 `INSERT ... ON CONFLICT DO NOTHING` that one request runs, and each thread
 reads its own rows from the shared result and carries on as before (the
 resend and inactive-user checks, the fast path, the streaks). Rows of one
-statement commit together, so a database error reaches every request of
-that statement, as a 503 that stored nothing. Two queued rows with the same
-`event_id` never share a statement: the later one waits for the next, where
-it finds the first stored, as a resend racing the first would.
+statement commit together; when a shared statement fails on a database
+error, which may be the leader's broken connection or another request's
+row, each of its requests writes its rows again alone, on its own
+connection, and keeps the outcome it would have had alone. Two queued rows
+with the same `event_id` never share a statement: the later one waits for
+the next, where it finds the first stored, as a resend racing the first
+would.
+
+What it can cost: a statement that waits for a lock (a resend whose first
+insert is in a transaction still open, a user row being deleted) holds up
+the requests whose rows it carries, up to the statement timeout. Requests
+queued behind it wait `patience_seconds` and then write alone.
 """
 
 from __future__ import annotations
 
-import copy
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -36,6 +43,9 @@ InsertRows = Callable[[Sequence[uuid.UUID], Sequence[str]], Inserted]
 
 # Enough for every thread of a worker; a longer queue waits for the next.
 MAX_REQUESTS_PER_STATEMENT = 64
+# An insert under load takes a few milliseconds; one that takes longer is
+# waiting for a lock, and the calls queued behind it write alone instead.
+PATIENCE_SECONDS = 0.2
 
 
 @dataclass(eq=False)
@@ -44,15 +54,35 @@ class _Waiter:
     payloads: Sequence[str]
     done: threading.Event = field(default_factory=threading.Event)
     leads: bool = False
+    # Taken into a statement; `shared` when others' rows were in it too.
+    taken: bool = False
+    shared: bool = False
     result: Inserted | None = None
     error: BaseException | None = None
 
 
 class InsertCombiner:
-    """Combines the concurrent `insert` calls of one process (see above)."""
+    """Combines the concurrent `insert` calls of one process (see above).
 
-    def __init__(self, insert_rows: InsertRows) -> None:
+    `retry_alone_on`: errors of a shared statement after which each of its
+    callers writes its own rows again, alone, on its own connection. The
+    statement rolled back whole, and the cause may have been another
+    caller's row or the leader's connection.
+    `patience_seconds`: how long a queued call waits for the statement in
+    flight before it writes alone; a statement stuck on a lock then holds up
+    only the calls it carries.
+    """
+
+    def __init__(
+        self,
+        insert_rows: InsertRows,
+        *,
+        retry_alone_on: tuple[type[BaseException], ...] = (),
+        patience_seconds: float = PATIENCE_SECONDS,
+    ) -> None:
         self._insert_rows = insert_rows
+        self._retry_alone_on = retry_alone_on
+        self._patience_seconds = patience_seconds
         self._lock = threading.Lock()
         self._queue: list[_Waiter] = []
         self._busy = False
@@ -71,11 +101,21 @@ class InsertCombiner:
             leads = not self._busy
             self._busy = True
         if not leads:
+            if not waiter.done.wait(self._patience_seconds) and self._leave(waiter):
+                return self._insert_rows(event_ids, payloads)
             waiter.done.wait()
             if not waiter.leads:
-                return _outcome(waiter)
+                return self._outcome(waiter)
         self._lead()
-        return _outcome(waiter)
+        return self._outcome(waiter)
+
+    def _leave(self, waiter: _Waiter) -> bool:
+        """Take `waiter` out of the queue, unless a statement has it already."""
+        with self._lock:
+            if waiter.taken or waiter.leads:
+                return False
+            self._queue.remove(waiter)
+            return True
 
     def _lead(self) -> None:
         with self._lock:
@@ -105,6 +145,16 @@ class InsertCombiner:
             if successor is not None:
                 successor.done.set()
 
+    def _outcome(self, waiter: _Waiter) -> Inserted:
+        if waiter.error is None:
+            assert waiter.result is not None
+            return waiter.result
+        if waiter.shared and isinstance(waiter.error, self._retry_alone_on):
+            return self._insert_rows(waiter.event_ids, waiter.payloads)
+        # Each thread raises its own copy: one exception object raised in
+        # several threads at once would mix their tracebacks.
+        raise _own_copy(waiter.error) from waiter.error
+
 
 def _take(queue: list[_Waiter]) -> tuple[list[_Waiter], list[_Waiter]]:
     """The waiters one statement can serve, and the ones left for the next."""
@@ -119,17 +169,19 @@ def _take(queue: list[_Waiter]) -> tuple[list[_Waiter], list[_Waiter]]:
             continue
         batch.append(waiter)
         event_ids.update(waiter.event_ids)
+    for waiter in batch:
+        waiter.taken = True
+        waiter.shared = len(batch) > 1
     return batch, left
 
 
-def _outcome(waiter: _Waiter) -> Inserted:
-    if waiter.error is not None:
-        # Each thread raises its own copy: one exception object raised in
-        # several threads at once would mix their tracebacks.
-        try:
-            duplicate = copy.copy(waiter.error)
-        except Exception:
-            raise waiter.error from None
-        raise duplicate from waiter.error
-    assert waiter.result is not None
-    return waiter.result
+def _own_copy(error: BaseException) -> BaseException:
+    """A new exception of the same class and content, without its traceback."""
+    try:
+        duplicate = type(error).__new__(type(error), *error.args)
+        duplicate.__dict__.update(vars(error))
+    except Exception:
+        # A class that cannot be rebuilt this way still reaches the caller
+        # as the cause of this one.
+        return RuntimeError(f"the shared insert statement failed: {error!r}")
+    return duplicate

@@ -35,7 +35,7 @@ from decimal import Decimal
 import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from actions.combining import InsertCombiner, Inserted, InsertRows
@@ -223,7 +223,11 @@ def store_actions(drafts: Sequence[ActionDraft]) -> list[StoredAction]:
         # One statement is a transaction of its own. Outside a transaction
         # it may be shared with other requests' single actions
         # (actions.combining): inside one, its rows must commit with it.
-        combine = settings.ACTIONS_COMBINE_INSERTS and not connection.in_atomic_block
+        combine = (
+            settings.ACTIONS_COMBINE_INSERTS
+            and connection.get_autocommit()
+            and not connection.in_atomic_block
+        )
         written = _store_postgres(drafts, _combiner.insert if combine else _insert)
     else:
         with transaction.atomic():
@@ -258,7 +262,7 @@ def _insert(event_ids: Sequence[uuid.UUID], payloads: Sequence[str]) -> Inserted
     return inserted, now
 
 
-_combiner = InsertCombiner(_insert)
+_combiner = InsertCombiner(_insert, retry_alone_on=(DatabaseError,))
 
 
 def _store_postgres(drafts: Sequence[ActionDraft], insert: InsertRows) -> _Written:

@@ -10,7 +10,9 @@ bind = f"0.0.0.0:{os.environ.get('BACKEND_PORT', os.environ.get('PORT', '8000'))
 # about twice the requests of 4 sync workers (docs/benchmarks.md). Eight
 # threads let more single actions share an insert statement
 # (actions.combining): POST /api/actions served about 10 % more than with
-# four, the other paths the same.
+# four, the other paths the same. Each thread keeps a database connection
+# (DB_CONN_MAX_AGE), and each worker's outbox fast path one more: 36 for
+# the defaults, which PostgreSQL's max_connections must allow per server.
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", str(2 * (os.cpu_count() or 1))))
 threads = int(os.environ.get("WEB_THREADS", "8"))
