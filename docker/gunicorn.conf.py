@@ -19,13 +19,6 @@ threads = int(os.environ.get("WEB_THREADS", "8"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
-# Each worker opens its own listening socket (SO_REUSEPORT) and the kernel
-# spreads new connections over them. On one shared socket, whichever worker
-# woke first took most of a burst of new connections, and kept them alive.
-# The price: connections waiting in the queue of a worker that dies are
-# reset, and a second server started on the same port shares it instead of
-# failing to bind.
-reuse_port = True
 accesslog = None
 # gunicorn's control socket sits at one fixed path per user; several servers
 # on one host (replicas, benchmarks, drills) would fight over it, and ccweb
