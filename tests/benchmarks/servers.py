@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 # overlap the waits on PostgreSQL, Redis and Kafka. BENCH_WEB_CONCURRENCY and
 # BENCH_WEB_THREADS change it for an experiment.
 WEB_CONCURRENCY = int(os.environ.get("BENCH_WEB_CONCURRENCY", "4"))
-WEB_THREADS = int(os.environ.get("BENCH_WEB_THREADS", "8"))
+WEB_THREADS = int(os.environ.get("BENCH_WEB_THREADS", "4"))
 PEER_WORKERS = 2
 PEER_VENVS = Path.home() / ".cache" / "ccweb"
 READY_TIMEOUT_SECONDS = 60
