@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 # What an insert returns: {event_id: (action id, outbox id)} for the rows it
 # stored, and the moment it stored them at (their created_at).
@@ -147,8 +148,8 @@ class InsertCombiner:
 
     def _outcome(self, waiter: _Waiter) -> Inserted:
         if waiter.error is None:
-            assert waiter.result is not None
-            return waiter.result
+            # A finished statement sets its waiters' result or their error.
+            return cast(Inserted, waiter.result)
         if waiter.shared and isinstance(waiter.error, self._retry_alone_on):
             return self._insert_rows(waiter.event_ids, waiter.payloads)
         # Each thread raises its own copy: one exception object raised in
