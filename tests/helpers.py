@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: user-scoped endpoints, child processes."""
+"""Helpers shared by the tests: user-scoped endpoints, child processes,
+side sessions on the test database."""
 
 from __future__ import annotations
 
@@ -6,9 +7,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
+from django.db import connection
 from rest_framework.test import APIClient
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def side_session() -> psycopg.Connection:
+    """A second PostgreSQL session on the test database, outside Django."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return psycopg.connect(**params, autocommit=True)
 
 
 def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -15,11 +15,11 @@ import uuid
 from concurrent.futures import Future
 from datetime import UTC, datetime
 
-import psycopg
 import pytest
 from django.db import OperationalError, connection, connections, transaction
 
 from actions.combining import InsertCombiner
+from tests.helpers import side_session
 
 MOMENT = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 WAIT_SECONDS = 10
@@ -375,25 +375,15 @@ def test_a_resend_queued_with_its_first_post_is_answered_as_a_resend(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_leader_whose_connection_broke_fails_alone(alice, bob, gated_store):
-    from django.conf import settings
-
     from actions.models import UserAction
 
     hooks = gated_store[4]
-    database = settings.DATABASES["default"]
 
     def break_own_connection() -> None:
         # The server ends this thread's session, as a restart would.
         connection.ensure_connection()
         backend = connection.connection.info.backend_pid
-        with psycopg.connect(
-            host=database["HOST"],
-            port=database["PORT"],
-            user=database["USER"],
-            password=database["PASSWORD"],
-            dbname=database["NAME"],
-            autocommit=True,
-        ) as admin:
+        with side_session() as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", [backend])
         hooks["on_shared"] = None
 

@@ -8,21 +8,14 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from django.db import DataError, connection, connections
+from django.db import DataError, connections
 
 from segments.models import RfmRun, UserSegment
 from segments.rfm import ADVISORY_LOCK_KEY, compute_rfm_and_update_segments
+from tests.helpers import side_session
 from tests.segments.rfm_helpers import AS_OF, act
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def side_session() -> psycopg.Connection:
-    """A second PostgreSQL session on the test database, outside Django."""
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    return psycopg.connect(**params, autocommit=True)
 
 
 def wait_for_batch_lock(session: psycopg.Connection, timeout: float = 20) -> None:
