@@ -260,12 +260,13 @@ if not KAFKA_TOPIC_USER_ACTIONS.strip():
 KAFKA_MESSAGE_TIMEOUT_MS = require_positive_int(
     "KAFKA_MESSAGE_TIMEOUT_MS", env.int("KAFKA_MESSAGE_TIMEOUT_MS", default=10_000)
 )
-# How long a producer gathers messages before it sends them. Under load the
-# fast path of each web worker sends one small request per action at 5 ms;
-# at 50 ms the batches are larger, and the workers and the broker spend
-# about a sixth less CPU a request (docs/benchmarks.md). Events reach Kafka
-# that much later.
-KAFKA_LINGER_MS = env.int("KAFKA_LINGER_MS", default=50)
+# How long a producer gathers messages before it sends them. Each web
+# worker has its own fast-path producer, so under load the broker gets a
+# request from every worker each linger period. At 5 ms that is about one
+# request an action; 50 ms cut the CPU a request by about a sixth, 200 ms
+# halves the broker's share again (docs/benchmarks.md). Events reach Kafka
+# that much later; the relay flushes its batches and does not wait for it.
+KAFKA_LINGER_MS = env.int("KAFKA_LINGER_MS", default=200)
 OUTBOX_LEASE_SECONDS = require_positive_int(
     "OUTBOX_LEASE_SECONDS", env.int("OUTBOX_LEASE_SECONDS", default=30)
 )
