@@ -6,6 +6,9 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,3 +74,38 @@ class Process:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def start_gunicorn(work_dir: Path, env: dict[str, str]) -> tuple[Process, str]:
+    """ccweb under gunicorn with docker/gunicorn.conf.py on a free loopback port.
+
+    Returns the process and its base URL once `/health` answers.
+    """
+    port = free_port()
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    process = Process(
+        "gunicorn",
+        [
+            str(gunicorn),
+            "ccweb.wsgi",
+            "--config",
+            "docker/gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
+        {**env, "PORT": str(port)},
+        work_dir / "gunicorn.log",
+    ).start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            # A long timeout: an abandoned probe would still be served later.
+            urllib.request.urlopen(f"{base}/health", timeout=15).read()
+            return process, base
+        except OSError:
+            if not process.alive():
+                break
+            time.sleep(0.2)
+    process.stop()
+    raise RuntimeError(f"gunicorn did not start:\n{process.tail()}")
