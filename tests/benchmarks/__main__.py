@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     failures = 0
+    # Read once, before the first section: later readings would mostly show
+    # the load of the sections before them, not other work.
+    busy_before = os.getloadavg()[0]
     try:
         for name in args.benchmarks:
             if name in ("p5", "p6"):
@@ -118,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
                 stack.stop()
             logger.info("running %s", name.upper())
             measured_at = now_utc()
-            busy_before = os.getloadavg()[0]
             try:
                 section = runners[name]()
             except Exception as error:

@@ -63,15 +63,18 @@ environment built from its requirements file; `PEER_DIR` points elsewhere.
 **How ccweb runs.** Every ccweb figure of a run comes from one gunicorn
 server started as production starts it (`docker/gunicorn.conf.py`, DEBUG
 off, JWT on each API request, PostgreSQL, Redis and Kafka on the same
-machine, `PROMETHEUS_MULTIPROC_DIR` set), with 4 gthread workers of 4
-threads each (`WEB_CONCURRENCY=4`, `WEB_THREADS=4`). That setup was chosen
-because it serves the API best, not by the ratios it gives: in two interleaved
-rounds on a busy 2-core machine it answered about 1.9 times as many
+machine, `PROMETHEUS_MULTIPROC_DIR` set), with its defaults for 2 cores:
+2 threaded workers of 8 threads each (`ccweb.serving.FairThreadWorker`,
+gthread that leaves new connections to a worker with a free thread). That
+setup was chosen because it serves the API best, not by the ratios it
+gives. Threaded workers answered about 1.9 times as many
 `POST /api/actions` and 3 to 5 times as many recommendations as 4 sync
-workers (which close the connection after every answer), with a lower p99 on
-the recommendation; its `GET /health` is faster too, which makes the floor
-ratios harder, not easier. `BENCH_WEB_CONCURRENCY` and `BENCH_WEB_THREADS`
-change it for an experiment. The outbox relay runs beside it as deployed
+workers (which close the connection after every answer), and their
+`GET /health` is faster too, which makes the floor ratios harder, not
+easier. Among threaded setups with connections spread, 2 workers of 8 served
+as much as 4 of 4 on every path with a lower p99 (docs/decisions.md).
+`BENCH_WEB_CONCURRENCY` and `BENCH_WEB_THREADS` change it for an
+experiment. The outbox relay runs beside it as deployed
 (`manage.py relay_outbox`).
 
 **Verdicts.** A check passes when its ratio reaches the target and every
@@ -83,7 +86,10 @@ drift on a shared machine cannot flatter a ratio.
 **Load.** HTTP load comes from `wrk` (2 threads, 32 connections unless a
 section says otherwise, a warm-up, then a fixed duration) in its own process
 on loopback, sharing the 2 cores with the servers, as a client on the same
-machine would. Latency percentiles are wrk's, per request.
+machine would. Latency percentiles are wrk's, per request. The Kafka broker
+starts with the run, so before its first measurement P2 serves actions for
+30 s unmeasured: a broker that has just started spends about twice the CPU
+per action for its first half minute of load.
 
 Each section says when and where it was measured and with which command.
 Figures taken while other work ran on the machine are noisier; the load
@@ -102,12 +108,14 @@ class RunSettings:
     kafka_events: int
     command: str
     work_dir: Path
+    # Unmeasured load on the whole stack before its first measurement.
+    stack_warmup_seconds: int = 0
 
     @classmethod
     def create(cls, quick: bool, command: str, work_dir: Path) -> RunSettings:
         if quick:
-            return cls(quick, 2, 5, 20_000, command, work_dir)
-        return cls(quick, 5, 20, 100_000, command, work_dir)
+            return cls(quick, 2, 5, 20_000, command, work_dir, 3)
+        return cls(quick, 5, 20, 100_000, command, work_dir, 30)
 
 
 @dataclass
