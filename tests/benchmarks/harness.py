@@ -63,15 +63,18 @@ environment built from its requirements file; `PEER_DIR` points elsewhere.
 **How ccweb runs.** Every ccweb figure of a run comes from one gunicorn
 server started as production starts it (`docker/gunicorn.conf.py`, DEBUG
 off, JWT on each API request, PostgreSQL, Redis and Kafka on the same
-machine, `PROMETHEUS_MULTIPROC_DIR` set), with 4 gthread workers of 4
-threads each (`WEB_CONCURRENCY=4`, `WEB_THREADS=4`). That setup was chosen
-because it serves the API best, not by the ratios it gives: in two interleaved
-rounds on a busy 2-core machine it answered about 1.9 times as many
+machine, `PROMETHEUS_MULTIPROC_DIR` set), with its defaults for 2 cores:
+2 threaded workers of 8 threads each (`ccweb.serving.SpreadingThreadWorker`,
+gthread that leaves new connections to a worker with a free thread). That
+setup was chosen because it serves the API best, not by the ratios it
+gives. Threaded workers answered about 1.9 times as many
 `POST /api/actions` and 3 to 5 times as many recommendations as 4 sync
-workers (which close the connection after every answer), with a lower p99 on
-the recommendation; its `GET /health` is faster too, which makes the floor
-ratios harder, not easier. `BENCH_WEB_CONCURRENCY` and `BENCH_WEB_THREADS`
-change it for an experiment. The outbox relay runs beside it as deployed
+workers (which close the connection after every answer), and their
+`GET /health` is faster too, which makes the floor ratios harder, not
+easier. With connections spread, 2 workers of 8 served as much as 4 of 4
+on every path with a lower p99 (docs/decisions.md).
+`BENCH_WEB_CONCURRENCY` and `BENCH_WEB_THREADS` change it for an
+experiment. The outbox relay runs beside it as deployed
 (`manage.py relay_outbox`).
 
 **Verdicts.** A check passes when its ratio reaches the target and every

@@ -25,8 +25,8 @@ logger = logging.getLogger(__name__)
 # ccweb runs" in docs/benchmarks.md): threads keep connections alive and
 # overlap the waits on PostgreSQL, Redis and Kafka. BENCH_WEB_CONCURRENCY and
 # BENCH_WEB_THREADS change it for an experiment.
-WEB_CONCURRENCY = int(os.environ.get("BENCH_WEB_CONCURRENCY", "4"))
-WEB_THREADS = int(os.environ.get("BENCH_WEB_THREADS", "4"))
+WEB_CONCURRENCY = int(os.environ.get("BENCH_WEB_CONCURRENCY", "2"))
+WEB_THREADS = int(os.environ.get("BENCH_WEB_THREADS", "8"))
 PEER_WORKERS = 2
 PEER_VENVS = Path.home() / ".cache" / "ccweb"
 READY_TIMEOUT_SECONDS = 60
@@ -35,7 +35,10 @@ READY_TIMEOUT_SECONDS = 60
 def web_setup() -> str:
     """How ccweb is served, in words, for the report."""
     if WEB_THREADS > 1:
-        return f"gunicorn, {WEB_CONCURRENCY} gthread workers x {WEB_THREADS} threads"
+        return (
+            f"gunicorn, {WEB_CONCURRENCY} threaded workers x {WEB_THREADS} threads "
+            "(ccweb.serving.SpreadingThreadWorker)"
+        )
     return f"gunicorn, {WEB_CONCURRENCY} sync workers"
 
 
