@@ -10,7 +10,7 @@ idle: on 2 cores, 32 connections all held by one of 4 workers served
 
 This worker stops listening while every one of its threads has a request
 in hand, so that a worker with a free thread takes the next connection.
-It stops for at most `WEB_ACCEPT_HOLD_MS` (25 ms) at a stretch: when all
+It stops for at most `WEB_ACCEPT_HOLD_MS` (100 ms) at a stretch: when all
 workers are busy, a freed thread goes straight to a kept-alive connection,
 and without the bound a new connection (a health check, say) would wait in
 the listen backlog until the load eased. After the hold the worker accepts
@@ -19,7 +19,7 @@ it has a free thread again.
 
 A shortcoming that remains: when the server stops, connections still in
 the listen backlog are reset, as with plain gthread; the hold lets up to
-25 ms of new connections wait there instead of in a worker.
+100 ms of new connections wait there instead of in a worker.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 
 def accept_hold_seconds() -> float:
-    return int(os.environ.get("WEB_ACCEPT_HOLD_MS", "25")) / 1000
+    return int(os.environ.get("WEB_ACCEPT_HOLD_MS", "100")) / 1000
 
 
 class SpreadingThreadWorker(ThreadWorker):
@@ -56,10 +56,12 @@ class SpreadingThreadWorker(ThreadWorker):
         self._connection_limit = limit
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
-        # Wake when the hold ends even if nothing else happens meanwhile.
+        # Wake when the hold ends even if nothing else happens meanwhile. Once
+        # it has ended the worker listens, and waits as long as gthread does.
         if self._full_since is not None:
             hold_left = self._full_since + self._hold_seconds - time.monotonic()
-            timeout = min(timeout, max(hold_left, 0.0))
+            if hold_left > 0:
+                timeout = min(timeout, hold_left)
         super().wait_for_and_dispatch_events(timeout)
 
     def _holding_back(self) -> bool:

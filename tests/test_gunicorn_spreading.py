@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from gunicorn.workers.gthread import ThreadWorker
 
 from ccweb.serving import SpreadingThreadWorker
 from tests.processes import start_gunicorn
@@ -210,3 +211,23 @@ def test_the_configured_cap_still_holds():
     worker = worker_holding(connections=1000, kept_alive=999, waiting=0)
 
     assert not accepts(worker)
+
+
+def test_the_wait_ends_with_the_hold_and_not_sooner_after_it(monkeypatch):
+    timeouts = []
+    monkeypatch.setattr(
+        ThreadWorker,
+        "wait_for_and_dispatch_events",
+        lambda worker, timeout: timeouts.append(timeout),
+    )
+    worker = worker_holding(connections=10, kept_alive=6, waiting=0)
+    worker._hold_seconds = 0.5
+    assert not accepts(worker)
+
+    worker.wait_for_and_dispatch_events(1.0)
+    worker._full_since -= 1
+    worker.wait_for_and_dispatch_events(1.0)
+
+    assert 0 < timeouts[0] <= 0.5
+    # An expired hold must not turn the loop into a busy poll.
+    assert timeouts[1] == 1.0
