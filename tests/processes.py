@@ -76,23 +76,28 @@ class Process:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def gunicorn_command(port: int) -> list[str]:
+    """ccweb under gunicorn as production runs it, on a loopback port."""
+    return [
+        str(Path(sys.executable).with_name("gunicorn")),
+        "ccweb.wsgi",
+        "--config",
+        "docker/gunicorn.conf.py",
+        # The command line wins over the config file's 0.0.0.0.
+        "--bind",
+        f"127.0.0.1:{port}",
+    ]
+
+
 def start_gunicorn(work_dir: Path, env: dict[str, str]) -> tuple[Process, str]:
     """ccweb under gunicorn with docker/gunicorn.conf.py on a free loopback port.
 
     Returns the process and its base URL once `/health` answers.
     """
     port = free_port()
-    gunicorn = Path(sys.executable).parent / "gunicorn"
     process = Process(
         "gunicorn",
-        [
-            str(gunicorn),
-            "ccweb.wsgi",
-            "--config",
-            "docker/gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{port}",
-        ],
+        gunicorn_command(port),
         {**env, "PORT": str(port)},
         work_dir / "gunicorn.log",
     ).start()

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.benchmarks.harness import REPO
-from tests.processes import Process, free_port
+from tests.processes import Process, free_port, gunicorn_command
 
 logger = logging.getLogger(__name__)
 
@@ -83,15 +83,7 @@ def start_ccweb(work_dir: Path) -> HttpServer:
         "WEB_CONCURRENCY": str(WEB_CONCURRENCY),
         "WEB_THREADS": str(WEB_THREADS),
     }
-    command = [
-        str(Path(sys.executable).with_name("gunicorn")),
-        "ccweb.wsgi",
-        "--config",
-        "docker/gunicorn.conf.py",
-        # The command line wins over the config file's 0.0.0.0.
-        "--bind",
-        f"127.0.0.1:{port}",
-    ]
+    command = gunicorn_command(port)
     server = HttpServer("ccweb", command, env, work_dir / "gunicorn.log", port)
     return server.start().wait_ready()
 

@@ -35,7 +35,7 @@ from typing import Any
 import psycopg
 import requests
 
-from tests.processes import Process, free_port
+from tests.processes import Process, free_port, gunicorn_command
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS_PATH = REPO / "docs" / "drills.md"
@@ -163,13 +163,7 @@ class Web(Process):
         metrics_dir.mkdir()
         env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         command = [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "ccweb.wsgi",
-            "--config",
-            "docker/gunicorn.conf.py",
-            # The command line wins over the config file's 0.0.0.0.
-            "--bind",
-            f"127.0.0.1:{self.port}",
+            *gunicorn_command(self.port),
             # Every gunicorn of the machine would share ~/.gunicorn/gunicorn.ctl.
             "--no-control-socket",
         ]
